@@ -1,0 +1,7 @@
+"""``python -m facesearch``: the same as the ``facesearch`` command."""
+
+import sys
+
+from facesearch.cli import main
+
+sys.exit(main())
