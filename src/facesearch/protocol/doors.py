@@ -1,0 +1,161 @@
+"""The handler's doors: API Gateway (REST v1 and HTTP v2) speaking AWS JSON 1.1, and direct invoke.
+
+Both doors call the one dispatcher and render errors with the one renderer (``wire.error_body``): the
+resolvers through a single Powertools exception handler, the direct door through ``as_wire_error``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+
+from facesearch.errors import (
+    InternalServerError,
+    InvalidParameterException,
+    RekognitionError,
+    UnknownOperationException,
+)
+from facesearch.lazy import once
+from facesearch.protocol import model, wire
+from facesearch.protocol.dispatch import RequestContext, dispatch
+from facesearch.protocol.telemetry import logger, metrics
+
+TARGET_HEADER = "X-Amz-Target"
+REQUEST_ID_HEADER = "x-amzn-RequestId"
+DIRECT_KEYS = ("Operation", "Parameters")
+
+
+def as_wire_error(exc: Exception) -> RekognitionError:
+    """The wire error for ``exc``: itself if it is one, else a logged InternalServerError."""
+    if isinstance(exc, RekognitionError):
+        if exc.status >= 500:
+            logger.exception("server-side failure", extra={"error_code": exc.code})
+        return exc
+    logger.exception("unexpected failure")
+    return InternalServerError("Internal server error")
+
+
+def _count_error(error: RekognitionError) -> None:
+    metrics.add_metric(name="Errors", unit="Count", value=1)
+    metrics.add_metadata(key="error_code", value=error.code)
+
+
+def _json_body(body: str | None, is_base64: bool) -> Any:
+    """The request document; an empty body is an empty request, as botocore sends ``{}``."""
+    try:
+        text = base64.b64decode(body or "", validate=True).decode() if is_base64 else body or ""
+        return json.loads(text) if text.strip() else {}
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidParameterException(f"Request body is not a valid JSON document: {exc}") from exc
+
+
+def _operation_from_target(target: str | None) -> str:
+    prefix = model.target_prefix() + "."
+    if not target or not target.startswith(prefix):
+        raise UnknownOperationException(
+            f"Missing or malformed {TARGET_HEADER} header {target!r}: expected '{prefix}<Operation>'"
+        )
+    return target[len(prefix) :]
+
+
+def _build_resolver(resolver_class: type[ApiGatewayResolver]) -> ApiGatewayResolver:
+    app = resolver_class()
+
+    def request_id() -> str:
+        return app.current_event.request_context.request_id or ""
+
+    def error_response(error: RekognitionError) -> Response:
+        _count_error(error)
+        return Response(
+            status_code=error.status,
+            content_type=model.JSON_CONTENT_TYPE,
+            body=json.dumps(wire.error_body(error)),
+            headers=wire.error_headers(error, request_id()),
+        )
+
+    @app.post("/")
+    def json_protocol() -> Response:
+        event = app.current_event
+        operation = _operation_from_target(event.headers.get(TARGET_HEADER))
+        params = _json_body(event.body, event.is_base64_encoded)
+        context = RequestContext.from_lambda(request_id(), app.lambda_context)
+        result = dispatch(operation, params, context)
+        return Response(
+            status_code=200,
+            content_type=model.JSON_CONTENT_TYPE,
+            body=json.dumps(result),
+            headers={REQUEST_ID_HEADER: context.request_id},
+        )
+
+    @app.exception_handler(RekognitionError)
+    def rekognition_error(exc: RekognitionError) -> Response:
+        return error_response(as_wire_error(exc))
+
+    @app.exception_handler(Exception)
+    def unexpected_error(exc: Exception) -> Response:
+        return error_response(as_wire_error(exc))
+
+    @app.not_found
+    def no_route(_: NotFoundError) -> Response:
+        event = app.current_event
+        return error_response(
+            UnknownOperationException(
+                f"No operation at {event.http_method} {event.path}: "
+                f"this service speaks AWS JSON 1.1 on POST / with an {TARGET_HEADER} header"
+            )
+        )
+
+    return app
+
+
+@once
+def rest_resolver() -> ApiGatewayResolver:
+    """API Gateway REST API (payload v1) door."""
+    return _build_resolver(APIGatewayRestResolver)
+
+
+@once
+def http_resolver() -> ApiGatewayResolver:
+    """API Gateway HTTP API (payload v2) door."""
+    return _build_resolver(APIGatewayHttpResolver)
+
+
+def is_direct(event: Any) -> bool:
+    return isinstance(event, dict) and "Operation" in event
+
+
+def is_http_api(event: dict) -> bool:
+    return event.get("version") == "2.0"
+
+
+def request_id_of(event: dict, lambda_context: Any) -> str:
+    """API Gateway's request id for its doors, the invocation's otherwise: the log correlation id."""
+    from_gateway = (event.get("requestContext") or {}).get("requestId") if isinstance(event, dict) else None
+    return from_gateway or getattr(lambda_context, "aws_request_id", "") or ""
+
+
+def direct_invoke(event: dict, lambda_context: Any) -> dict[str, Any]:
+    """``{"Operation", "Parameters"}`` -> ``{"StatusCode": 200, "Body"}`` or ``{"StatusCode", "Error"}``."""
+    context = RequestContext.from_lambda(request_id_of(event, lambda_context), lambda_context)
+    try:
+        unknown = sorted(set(event) - set(DIRECT_KEYS))
+        if unknown:
+            raise InvalidParameterException(
+                f"Unknown key(s) in a direct invocation: {', '.join(unknown)}; "
+                f"expected {', '.join(DIRECT_KEYS)}"
+            )
+        operation = event["Operation"]
+        if not isinstance(operation, str):
+            raise UnknownOperationException(f"Operation must be an operation name, not {operation!r}")
+        body = dispatch(operation, event.get("Parameters", {}), context)
+    except Exception as exc:
+        error = as_wire_error(exc)
+        _count_error(error)
+        return wire.direct_error(error)
+    return {"StatusCode": 200, "Body": body}

@@ -1,0 +1,74 @@
+"""DetectFaces and CompareFaces: image analysis without a collection, on the default model pack."""
+
+from __future__ import annotations
+
+from facesearch.errors import InvalidParameterException
+from facesearch.protocol.images import load_image
+from facesearch.protocol.operations.common import (
+    NO_FACE_MESSAGE,
+    check_attributes,
+    compared_face,
+    face_detail,
+)
+from facesearch.protocol.shapes import (
+    CompareFacesMatch,
+    CompareFacesRequest,
+    CompareFacesResponse,
+    DetectFacesRequest,
+    DetectFacesResponse,
+    SourceFace,
+)
+from facesearch.protocol.telemetry import count, stage
+from facesearch.vision.pack import get_pack
+from facesearch.vision.pipeline import analyze
+from facesearch.vision.quality import apply_quality_filter
+
+
+def detect_faces(request: DetectFacesRequest, context) -> DetectFacesResponse:
+    check_attributes("Attributes", request.attributes)
+    with stage("LoadImage"):
+        data = load_image(request.image)
+    with stage("Analyze"):
+        analysis = analyze(data, embed=False)
+    count("FacesDetected", len(analysis.faces))
+    return DetectFacesResponse(face_details=tuple(face_detail(face) for face in analysis.faces))
+
+
+def compare_faces(request: CompareFacesRequest, context) -> CompareFacesResponse:
+    """The largest source face against up to 100 target faces; both must show a face, as in Rekognition."""
+    with stage("LoadImage"):
+        source_data = load_image(request.source_image)
+        target_data = load_image(request.target_image)
+    pack = get_pack()
+    with stage("Analyze"):
+        source = analyze(source_data, max_faces=1, face_model_version=pack.face_model_version)
+        target = analyze(target_data, face_model_version=pack.face_model_version)
+    if not source.faces:
+        raise InvalidParameterException(f"SourceImage: {NO_FACE_MESSAGE}")
+    if not target.faces:
+        raise InvalidParameterException(f"TargetImage: {NO_FACE_MESSAGE}")
+    source_face = source.faces[0]
+    source_kept, source_filtered = apply_quality_filter([source_face], request.quality_filter, None)
+    if not source_kept:
+        raise InvalidParameterException(
+            f"SourceImage: its face does not pass QualityFilter {request.quality_filter} "
+            f"({', '.join(source_filtered[0][1])})"
+        )
+    # Target faces below the quality bar are not compared, and so neither matched nor unmatched.
+    candidates, _ = apply_quality_filter(list(target.faces), request.quality_filter, None)
+    matches, unmatched = [], []
+    for face in candidates:
+        similarity = pack.similarity(float(source_face.embedding @ face.embedding))
+        if similarity >= request.similarity_threshold:
+            matches.append(CompareFacesMatch(similarity=similarity, face=compared_face(face)))
+        else:
+            unmatched.append(compared_face(face))
+    matches.sort(key=lambda match: match.similarity, reverse=True)
+    count("Matches", len(matches))
+    return CompareFacesResponse(
+        source_image_face=SourceFace(
+            bounding_box=source_face.bounding_box, confidence=source_face.confidence
+        ),
+        face_matches=tuple(matches),
+        unmatched_faces=tuple(unmatched),
+    )

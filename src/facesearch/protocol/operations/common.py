@@ -1,0 +1,50 @@
+"""Helpers the operations share: a collection's pinned model pack, face details, attribute checks."""
+
+from __future__ import annotations
+
+from facesearch.domain import CollectionInfo
+from facesearch.errors import InvalidParameterException
+from facesearch.protocol.shapes import ComparedFace, FaceDetail
+from facesearch.store import get_store
+from facesearch.vision.pack import ModelPack, get_pack
+from facesearch.vision.pipeline import DetectedFace
+
+# The attributes this service detects are Rekognition's DEFAULT set (BoundingBox, Confidence, Pose,
+# Quality, Landmarks); requesting others (ALL, AGE_RANGE, EMOTIONS...) is refused rather than ignored.
+SUPPORTED_ATTRIBUTES = ("DEFAULT",)
+NO_FACE_MESSAGE = "There are no faces in the image. Should be at least 1."
+
+
+def collection_pack(collection_id: str) -> tuple[CollectionInfo, ModelPack]:
+    """The collection (ResourceNotFoundException if absent) and the model pack it is pinned to."""
+    info = get_store().describe_collection(collection_id)
+    return info, get_pack(info.face_model_version)
+
+
+def check_attributes(member: str, attributes: tuple[str, ...]) -> None:
+    unsupported = [a for a in attributes if a not in SUPPORTED_ATTRIBUTES]
+    if unsupported:
+        raise InvalidParameterException(
+            f"{member} {', '.join(unsupported)} not supported: this service detects the DEFAULT attributes "
+            "only (BoundingBox, Confidence, Landmarks, Pose, Quality)"
+        )
+
+
+def face_detail(face: DetectedFace) -> FaceDetail:
+    return FaceDetail(
+        bounding_box=face.bounding_box,
+        confidence=face.confidence,
+        landmarks=face.landmarks,
+        pose=face.pose,
+        quality=face.quality,
+    )
+
+
+def compared_face(face: DetectedFace) -> ComparedFace:
+    return ComparedFace(
+        bounding_box=face.bounding_box,
+        confidence=face.confidence,
+        landmarks=face.landmarks,
+        pose=face.pose,
+        quality=face.quality,
+    )

@@ -1,0 +1,162 @@
+"""IndexFaces, SearchFacesByImage, SearchFaces, ListFaces, DeleteFaces."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+
+from facesearch.domain import FaceRecord
+from facesearch.errors import InvalidParameterException
+from facesearch.protocol.images import load_image
+from facesearch.protocol.operations.collections import page_size
+from facesearch.protocol.operations.common import (
+    NO_FACE_MESSAGE,
+    check_attributes,
+    collection_pack,
+    face_detail,
+)
+from facesearch.protocol.shapes import (
+    MAX_FACES_PER_IMAGE,
+    DeleteFacesRequest,
+    DeleteFacesResponse,
+    FaceMatch,
+    IndexedFace,
+    IndexFacesRequest,
+    IndexFacesResponse,
+    ListFacesRequest,
+    ListFacesResponse,
+    SearchFacesByImageRequest,
+    SearchFacesByImageResponse,
+    SearchFacesRequest,
+    SearchFacesResponse,
+    UnindexedFace,
+    UnsuccessfulFaceItem,
+)
+from facesearch.protocol.telemetry import count, stage
+from facesearch.store import get_store
+from facesearch.vision.pack import ModelPack
+from facesearch.vision.pipeline import analyze
+from facesearch.vision.quality import apply_quality_filter
+
+
+def _matches(pack: ModelPack, hits: list[tuple[FaceRecord, float]]) -> tuple[FaceMatch, ...]:
+    matches = [FaceMatch(similarity=pack.similarity(cosine), face=record) for record, cosine in hits]
+    matches.sort(key=lambda match: match.similarity, reverse=True)
+    count("Matches", len(matches))
+    return tuple(matches)
+
+
+def index_faces(request: IndexFacesRequest, context) -> IndexFacesResponse:
+    """Detect, filter and embed up to 100 faces of the image and add them as one segment."""
+    check_attributes("DetectionAttributes", request.detection_attributes)
+    info, pack = collection_pack(request.collection_id)
+    with stage("LoadImage"):
+        data = load_image(request.image)
+    with stage("Analyze"):
+        analysis = analyze(data, face_model_version=pack.face_model_version)
+    limit = min(request.max_faces or MAX_FACES_PER_IMAGE, MAX_FACES_PER_IMAGE)
+    kept, filtered = apply_quality_filter(list(analysis.faces), request.quality_filter, limit)
+    image_id = str(uuid.uuid4())
+    records = [
+        FaceRecord(
+            face_id=str(uuid.uuid4()),
+            image_id=image_id,
+            external_image_id=request.external_image_id,
+            bounding_box=face.bounding_box,
+            confidence=face.confidence,
+            index_faces_model_version=info.face_model_version,
+        )
+        for face in kept
+    ]
+    if records:
+        with stage("Store"):
+            get_store().add_faces(
+                request.collection_id, records, np.stack([face.embedding for face in kept]).astype(np.float32)
+            )
+    count("FacesIndexed", len(records))
+    return IndexFacesResponse(
+        face_records=tuple(
+            IndexedFace(face=record, face_detail=face_detail(face))
+            for record, face in zip(records, kept, strict=True)
+        ),
+        face_model_version=info.face_model_version,
+        unindexed_faces=tuple(
+            UnindexedFace(reasons=why, face_detail=face_detail(face)) for face, why in filtered
+        ),
+    )
+
+
+def search_faces_by_image(request: SearchFacesByImageRequest, context) -> SearchFacesByImageResponse:
+    """Search the collection with the image's largest face (InvalidParameterException if there is none)."""
+    info, pack = collection_pack(request.collection_id)
+    with stage("LoadImage"):
+        data = load_image(request.image)
+    with stage("Analyze"):
+        analysis = analyze(data, max_faces=1, face_model_version=pack.face_model_version)
+    if not analysis.faces:
+        raise InvalidParameterException(NO_FACE_MESSAGE)
+    face = analysis.faces[0]
+    passed, _ = apply_quality_filter([face], request.quality_filter, None)
+    hits = []
+    # A largest face below the QualityFilter bar is not searched: no matches, as Rekognition answers.
+    if passed:
+        with stage("Search"):
+            hits = get_store().search(
+                request.collection_id,
+                face.embedding,
+                k=request.max_faces,
+                min_cosine=pack.cosine_for_similarity(request.face_match_threshold),
+            )
+    return SearchFacesByImageResponse(
+        searched_face_bounding_box=face.bounding_box,
+        searched_face_confidence=face.confidence,
+        face_matches=_matches(pack, hits),
+        face_model_version=info.face_model_version,
+    )
+
+
+def search_faces(request: SearchFacesRequest, context) -> SearchFacesResponse:
+    """Search the collection with a stored face's vector; the face itself is not among the matches."""
+    info, pack = collection_pack(request.collection_id)
+    store = get_store()
+    vector = store.get_vectors(request.collection_id, [request.face_id])[0]
+    with stage("Search"):
+        hits = store.search(
+            request.collection_id,
+            vector,
+            k=request.max_faces + 1,
+            min_cosine=pack.cosine_for_similarity(request.face_match_threshold),
+        )
+    others = [(record, cosine) for record, cosine in hits if record.face_id != request.face_id]
+    return SearchFacesResponse(
+        searched_face_id=request.face_id,
+        face_matches=_matches(pack, others[: request.max_faces]),
+        face_model_version=info.face_model_version,
+    )
+
+
+def list_faces(request: ListFacesRequest, context) -> ListFacesResponse:
+    store = get_store()
+    info = store.describe_collection(request.collection_id)
+    page = store.list_faces(
+        request.collection_id,
+        max_results=page_size(request.max_results),
+        next_token=request.next_token,
+        user_id=request.user_id,
+        face_ids=request.face_ids,
+    )
+    return ListFacesResponse(
+        faces=page.items, face_model_version=info.face_model_version, next_token=page.next_token
+    )
+
+
+def delete_faces(request: DeleteFacesRequest, context) -> DeleteFacesResponse:
+    result = get_store().delete_faces(request.collection_id, request.face_ids)
+    return DeleteFacesResponse(
+        deleted_faces=result.deleted,
+        unsuccessful_face_deletions=tuple(
+            UnsuccessfulFaceItem(face_id=item.face_id, reasons=item.reasons, user_id=item.user_id)
+            for item in result.unsuccessful
+        ),
+    )

@@ -1,0 +1,213 @@
+"""``facesearch serve``: the Rekognition protocol on localhost, each request run through the Lambda handler.
+
+Every HTTP request becomes an API Gateway REST (v1) proxy event for ``facesearch.handler.lambda_handler``,
+exactly as API Gateway would deliver it, so an unchanged boto3 client talks to the very same code path
+as in Lambda. ``LocalServer`` runs the same thing in a background thread for tests, demos and benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from facesearch import lazy
+from facesearch.errors import ImageTooLargeException
+from facesearch.protocol import model, wire
+from facesearch.settings import ENV_STORE
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+# The largest valid request: CompareFaces with two 5 MiB images, base64-encoded (4/3), plus JSON framing.
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+LOCAL_FUNCTION_NAME = "facesearch-local"
+# Lambda's maximum timeout: the local server never cuts a request short.
+REMAINING_MILLIS = 900_000
+METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
+
+
+@dataclass
+class LocalLambdaContext:
+    """The attributes of Lambda's context object that the handler and Powertools read."""
+
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_name: str = LOCAL_FUNCTION_NAME
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 0
+    invoked_function_arn: str = ""
+    log_group_name: str = f"/aws/lambda/{LOCAL_FUNCTION_NAME}"
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return REMAINING_MILLIS
+
+
+def to_gateway_event(method: str, path: str, headers: dict[str, str], body: bytes, source_ip: str) -> dict:
+    """An API Gateway REST proxy event (payload 1.0) for one HTTP request."""
+    request_id = str(uuid.uuid4())
+    try:
+        text, is_base64 = body.decode(), False
+    except UnicodeDecodeError:
+        text, is_base64 = base64.b64encode(body).decode(), True
+    route, _, query = path.partition("?")
+    params = dict(pair.split("=", 1) if "=" in pair else (pair, "") for pair in query.split("&") if pair)
+    return {
+        "resource": route,
+        "path": route,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": params or None,
+        "multiValueQueryStringParameters": {k: [v] for k, v in params.items()} or None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": route,
+            "httpMethod": method,
+            "path": route,
+            "stage": "$default",
+            "requestId": request_id,
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": source_ip},
+        },
+        "body": text,
+        "isBase64Encoded": is_base64,
+    }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "facesearch"
+
+    def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _too_large(self, size: int) -> None:
+        error = ImageTooLargeException(
+            f"Request of {size} bytes exceeds the {MAX_REQUEST_BYTES}-byte limit; "
+            "pass images as Image.S3Object"
+        )
+        headers = {"Content-Type": model.JSON_CONTENT_TYPE, **wire.error_headers(error, str(uuid.uuid4()))}
+        # The unread body would be taken for the next request on this connection.
+        self.close_connection = True
+        self._answer(error.status, headers, json.dumps(wire.error_body(error)).encode())
+
+    def _serve(self) -> None:
+        from facesearch.handler import lambda_handler
+
+        size = int(self.headers.get("Content-Length") or 0)
+        if size > MAX_REQUEST_BYTES:
+            self._too_large(size)
+            return
+        body = self.rfile.read(size) if size else b""
+        event = to_gateway_event(
+            self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
+        )
+        result = lambda_handler(event, LocalLambdaContext())
+        payload = result.get("body") or ""
+        data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
+        headers = dict(result.get("headers") or {})
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            headers.setdefault(name, ", ".join(values))
+        self._answer(int(result["statusCode"]), headers, data)
+
+    do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve  # noqa: N815
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # The handler's Powertools logger already records every request; stderr access lines are noise.
+        pass
+
+
+class LocalServer:
+    """``facesearch serve`` in a background thread: ``with LocalServer(store) as server: server.url``.
+
+    ``store`` is a folder or ``s3://bucket/prefix``. The process's ``FACESEARCH_STORE`` points at it while
+    the server runs (the handler reads its settings from the environment, as in Lambda) and is restored
+    on exit.
+    """
+
+    def __init__(self, store: str, host: str = DEFAULT_HOST, port: int = 0) -> None:
+        self.store = str(store)
+        self.host = host
+        self.port = port
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._previous_store: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("LocalServer is not running")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> LocalServer:
+        self._previous_store = os.environ.get(ENV_STORE)
+        os.environ[ENV_STORE] = self.store
+        lazy.reset_all()
+        self._httpd = ThreadingHTTPServer((self.host, self.port), _Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="facesearch-serve", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._previous_store is None:
+            os.environ.pop(ENV_STORE, None)
+        else:
+            os.environ[ENV_STORE] = self._previous_store
+        lazy.reset_all()
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", required=True, help="collections folder, or s3://bucket/prefix")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"interface to listen on (default {DEFAULT_HOST})"
+    )
+    parser.add_argument(
+        "--emit-metrics", action="store_true", help="print Powertools EMF metrics to stdout, as Lambda would"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted; prints the endpoint URL for ``boto3.client(..., endpoint_url=URL)``."""
+    store = args.store if args.store.startswith("s3://") else str(Path(args.store).expanduser().resolve())
+    if not args.emit_metrics:
+        os.environ[METRICS_DISABLED_ENV] = "true"
+    server = LocalServer(store, host=args.host, port=args.port)
+    with server:
+        print(f"facesearch serving the Rekognition protocol at {server.url} (store: {store}); Ctrl-C stops")
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    return 0

@@ -1,0 +1,31 @@
+"""Collections store: manifest + immutable HNSW segments on S3 or a local folder, cached warm in /tmp.
+
+Public API (the protocol layer's only entry points; no HTTP, no Rekognition wire shapes in here):
+
+- ``get_store() -> CollectionStore``: the container's store, created once (``@once``) from
+  ``get_settings().store`` (``s3://bucket/prefix`` or a folder) and ``get_settings().cache_dir``.
+- ``open_store(location, cache_dir=None, ...) -> CollectionStore``: an uncached store, for tests and bench.
+- ``CollectionStore``: collections, faces (records + vectors), vector search, users and associations;
+  see its docstrings in ``facesearch.store.collections``.
+
+Layout under the location (DESIGN §4)::
+
+    collections/<CollectionId>/manifest.json       the only mutable object, swapped by conditional PUT
+    collections/<CollectionId>/segments/<id>.bin   immutable: header + float32 vectors + hnswlib graph
+    collections/<CollectionId>/segments/<id>.json  immutable: the segment's face records
+
+Errors: the store raises the shared wire errors of ``facesearch.errors`` itself with Rekognition-like
+messages (ResourceNotFoundException, ResourceAlreadyExistsException, ConflictException,
+InvalidParameterException, InvalidPaginationTokenException, ServiceQuotaExceededException,
+ProvisionedThroughputExceededException when a manifest swap keeps losing races). Internal damage raises
+subclasses of InternalServerError from ``facesearch.store.errors``: ``CorruptSegmentError`` (a segment
+fails its checksum: the collection is refused cleanly rather than answered with faces missing) and
+``ManifestFormatError`` (a manifest written by a newer format version, or unreadable).
+"""
+
+from __future__ import annotations
+
+from facesearch.store.collections import CollectionStore, get_store, open_store
+from facesearch.store.errors import CorruptSegmentError, ManifestFormatError
+
+__all__ = ["CollectionStore", "CorruptSegmentError", "ManifestFormatError", "get_store", "open_store"]

@@ -1,0 +1,142 @@
+"""The collection manifest: the one mutable JSON object; it names segments, tombstones and users."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from facesearch.store.errors import ManifestFormatError
+
+# Bump when the manifest's meaning changes; a reader refuses manifests newer than it understands.
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """Every parameter the segments' hnswlib graphs are built and searched with."""
+
+    space: str
+    dim: int
+    m: int
+    ef_construction: int
+    ef: int
+
+
+@dataclass(frozen=True)
+class SegmentRef:
+    """One immutable segment: its id, face count and the sha256 of its two objects."""
+
+    segment_id: str
+    count: int
+    bin_sha256: str
+    json_sha256: str
+    bin_bytes: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A collection's state; replaced whole (never edited in place) and swapped by conditional PUT.
+
+    ``tombstones`` are deleted face ids still present in some segment; ``users`` maps UserId -> its
+    associated face ids (sorted). ``serial`` grows by one with every swap.
+    """
+
+    collection_id: str
+    face_model_version: str
+    created_at: datetime
+    index: IndexParams
+    segments: tuple[SegmentRef, ...] = ()
+    tombstones: frozenset[str] = frozenset()
+    users: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    serial: int = 0
+
+    @property
+    def stored_count(self) -> int:
+        return sum(segment.count for segment in self.segments)
+
+    @property
+    def face_count(self) -> int:
+        return self.stored_count - len(self.tombstones)
+
+    def user_of(self) -> dict[str, str]:
+        """face id -> the user it is associated with."""
+        return {face_id: user_id for user_id, face_ids in self.users.items() for face_id in face_ids}
+
+    def evolve(self, **changes) -> Manifest:
+        """A copy with ``changes`` applied and the serial bumped."""
+        return replace(self, serial=self.serial + 1, **changes)
+
+    def to_json(self) -> bytes:
+        document = {
+            "format": FORMAT_VERSION,
+            "collection_id": self.collection_id,
+            "face_model_version": self.face_model_version,
+            "created_at": self.created_at.isoformat(),
+            "index": {
+                "space": self.index.space,
+                "dim": self.index.dim,
+                "M": self.index.m,
+                "ef_construction": self.index.ef_construction,
+                "ef": self.index.ef,
+            },
+            "segments": [
+                {
+                    "id": s.segment_id,
+                    "count": s.count,
+                    "bin_sha256": s.bin_sha256,
+                    "json_sha256": s.json_sha256,
+                    "bin_bytes": s.bin_bytes,
+                }
+                for s in self.segments
+            ],
+            "tombstones": sorted(self.tombstones),
+            "users": {user_id: list(face_ids) for user_id, face_ids in sorted(self.users.items())},
+            "serial": self.serial,
+        }
+        return json.dumps(document, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, body: bytes, where: str) -> Manifest:
+        try:
+            document = json.loads(body)
+            version = document["format"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise ManifestFormatError(
+                f"The manifest {where} is not a readable collection manifest."
+            ) from error
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ManifestFormatError(
+                f"The manifest {where} has format version {version!r}; this FaceSearch reads versions up to "
+                f"{FORMAT_VERSION}. Upgrade FaceSearch to read this collection."
+            )
+        try:
+            index = document["index"]
+            created_at = datetime.fromisoformat(document["created_at"])
+            return cls(
+                collection_id=document["collection_id"],
+                face_model_version=document["face_model_version"],
+                created_at=created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC),
+                index=IndexParams(
+                    space=index["space"],
+                    dim=int(index["dim"]),
+                    m=int(index["M"]),
+                    ef_construction=int(index["ef_construction"]),
+                    ef=int(index["ef"]),
+                ),
+                segments=tuple(
+                    SegmentRef(
+                        segment_id=s["id"],
+                        count=int(s["count"]),
+                        bin_sha256=s["bin_sha256"],
+                        json_sha256=s["json_sha256"],
+                        bin_bytes=int(s["bin_bytes"]),
+                    )
+                    for s in document["segments"]
+                ),
+                tombstones=frozenset(document["tombstones"]),
+                users={user_id: tuple(face_ids) for user_id, face_ids in document["users"].items()},
+                serial=int(document["serial"]),
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise ManifestFormatError(f"The manifest {where} is malformed: {error!r}.") from error

@@ -1,0 +1,223 @@
+"""The face pipeline: decode -> detect (with tiles for small faces) -> landmarks -> align -> embed."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from facesearch.domain import BoundingBox, ImageQuality, Landmark, Pose
+from facesearch.lazy import once
+from facesearch.settings import get_settings
+from facesearch.vision import align, landmarks
+from facesearch.vision.decode import decode_pil
+from facesearch.vision.models import Detector, Embedder, LandmarkModel, nms
+from facesearch.vision.pack import ModelPack, get_pack
+from facesearch.vision.quality import REKOGNITION_MIN_FACE_RATIO, brightness_and_sharpness
+
+# Rekognition's DetectFaces and IndexFaces report at most the 100 largest faces of an image.
+MAX_FACES_PER_IMAGE = 100
+# Faces up to this many times the whole-image pass's smallest reliable face must fit whole inside the
+# overlap of two tiles, so every face too small for that pass lies whole inside at least one tile.
+TILE_OVERLAP_FACES = 1.25
+# A tile box with more than this fraction of its area inside a whole-image face box is part of that face.
+TILE_INSIDE_FACE = 0.5
+# Rekognition's smallest face is 40 px in a 1920x1080 image; we never look for faces under 40 px.
+MIN_FACE_PX = 40.0
+# A tile's box that touches the tile's inner edge (within this many pixels) is a cut face; the
+# neighbouring tile or the whole-image pass sees it whole.
+TILE_EDGE_PX = 2.0
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face: box and landmarks as image ratios, pose, quality, and its embedding (if asked for)."""
+
+    bounding_box: BoundingBox
+    confidence: float  # 0..100
+    landmarks: tuple[Landmark, ...]  # every Rekognition LandmarkType, in the enum's order
+    pose: Pose
+    quality: ImageQuality
+    embedding: np.ndarray | None  # float32 (dim,), L2-normalised; None when embed=False
+    size_ratio: float  # the box's longer side over the image's longer side (SMALL_BOUNDING_BOX)
+
+
+@dataclass(frozen=True)
+class ImageAnalysis:
+    """The orientation-corrected image size and its faces, largest box first."""
+
+    width: int
+    height: int
+    faces: tuple[DetectedFace, ...]
+
+
+def intersection_over_own_area(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """For each of ``others``, the fraction of ``box``'s area it covers."""
+    if len(others) == 0:
+        return np.zeros(0)
+    x1, y1 = np.maximum(box[0], others[:, 0]), np.maximum(box[1], others[:, 1])
+    x2, y2 = np.minimum(box[2], others[:, 2]), np.minimum(box[3], others[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    return inter / max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-9)
+
+
+def whole_image_min_face(width: int, height: int, detect_config) -> float:
+    """The smallest face (image pixels) the whole-image pass finds reliably."""
+    c = detect_config
+    return c.min_face_px / min(c.input_width / width, c.input_height / height)
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """Tiles of the detector's input size over the image scaled by ``scale`` (boxes in scaled pixels)."""
+
+    scale: float
+    size: tuple[int, int]  # the scaled image's width, height
+    boxes: tuple[tuple[int, int, int, int], ...]
+
+
+def plan_tiles(width: int, height: int, detect_config) -> TilePlan | None:
+    """How to find faces down to Rekognition's smallest with the fixed-size detector; None if no tiles.
+
+    The smallest face Rekognition finds is 40 px in a 1920x1080 image; the detector finds faces of
+    ``min_face_px`` at its input. The image is scaled once so that such a face becomes ``min_face_px``,
+    then covered by overlapping detector-sized tiles; none are needed when the whole-image pass
+    already sees that face at ``min_face_px``.
+    """
+    c = detect_config
+    min_face = max(MIN_FACE_PX, REKOGNITION_MIN_FACE_RATIO * max(width, height))
+    scale = c.min_face_px / min_face
+    if c.input_width >= scale * width and c.input_height >= scale * height:
+        return None
+    scaled_w, scaled_h = max(1, round(width * scale)), max(1, round(height * scale))
+    overlap = TILE_OVERLAP_FACES * whole_image_min_face(width, height, c) * scale
+
+    def starts(size: int, tile: int) -> list[int]:
+        if tile >= size:
+            return [0]
+        count = max(2, math.ceil((size - overlap) / max(tile - overlap, 1)))
+        return [round(i * (size - tile) / (count - 1)) for i in range(count)]
+
+    boxes = tuple(
+        (x, y, x + c.input_width, y + c.input_height)
+        for y in starts(scaled_h, c.input_height)
+        for x in starts(scaled_w, c.input_width)
+    )
+    return TilePlan(scale=scale, size=(scaled_w, scaled_h), boxes=boxes)
+
+
+class FacePipeline:
+    """The three models of one pack and the steps between them."""
+
+    def __init__(self, pack: ModelPack, threads: int) -> None:
+        self.pack = pack
+        self.detector = Detector(pack.detect_file, pack.detect, threads)
+        self.landmark_model = LandmarkModel(pack.landmark_file, pack.landmark, threads)
+        self.embedder = Embedder(pack.embed_file, pack.embed, threads)
+        self.template = np.asarray(pack.embed.template, dtype=np.float64)
+
+    def detect(
+        self, image: Image.Image, tiled: bool = True, enough: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (N, 4 px) and scores of every face: the whole image, plus tiles for small faces.
+
+        With ``enough``, tiles are skipped when the whole-image pass already found that many faces of
+        at least its reliable size: tiles only add smaller faces, which would not be among the largest.
+        """
+        boxes, scores = self.detector.detect(image)
+        width, height = image.size
+        plan = plan_tiles(width, height, self.pack.detect) if tiled else None
+        if plan is not None and enough is not None:
+            sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+            if (sides >= whole_image_min_face(width, height, self.pack.detect)).sum() >= enough:
+                plan = None
+        if plan is None:
+            return boxes, scores
+        all_boxes, all_scores = [boxes], [scores]
+        scaled = image.resize(plan.size, Image.Resampling.BILINEAR)
+        scaled_w, scaled_h = plan.size
+        for x0, y0, x1, y1 in plan.boxes:
+            tile_boxes, tile_scores = self.detector.detect(scaled.crop((x0, y0, x1, y1)))
+            tile_boxes = tile_boxes + np.array([x0, y0, x0, y0], dtype=np.float32)
+            cut = (
+                ((tile_boxes[:, 0] < x0 + TILE_EDGE_PX) & (x0 > 0))
+                | ((tile_boxes[:, 1] < y0 + TILE_EDGE_PX) & (y0 > 0))
+                | ((tile_boxes[:, 2] > x1 - TILE_EDGE_PX) & (x1 < scaled_w))
+                | ((tile_boxes[:, 3] > y1 - TILE_EDGE_PX) & (y1 < scaled_h))
+            )
+            all_boxes.append(tile_boxes[~cut] / plan.scale)
+            all_scores.append(tile_scores[~cut])
+        tile_boxes, tile_scores = np.concatenate(all_boxes[1:]), np.concatenate(all_scores[1:])
+        # Tiles are there for faces too small for the whole-image pass: a larger tile box is a piece of
+        # a face (or of a body) seen too close, and so is one lying mostly inside a whole-image face.
+        sides = np.maximum(tile_boxes[:, 2] - tile_boxes[:, 0], tile_boxes[:, 3] - tile_boxes[:, 1])
+        small = sides <= TILE_OVERLAP_FACES * whole_image_min_face(width, height, self.pack.detect)
+        inside = np.array([(intersection_over_own_area(b, boxes) > TILE_INSIDE_FACE).any() for b in tile_boxes])
+        keep = small & ~inside if len(tile_boxes) else small
+        boxes = np.concatenate([boxes, tile_boxes[keep]])
+        scores = np.concatenate([scores, tile_scores[keep]])
+        keep = nms(boxes, scores, self.pack.detect.nms_iou)
+        return boxes[keep], scores[keep]
+
+    def align(self, image: Image.Image, points68: np.ndarray) -> np.ndarray:
+        """The 112x112 RGB face aligned on the 5-point template."""
+        matrix = align.similarity_transform(landmarks.five_points(points68), self.template)
+        return align.warp(image, matrix, self.pack.embed.input_size)
+
+    def analyze_image(
+        self, image: Image.Image, *, embed: bool = True, max_faces: int | None = None, tiled: bool = True
+    ) -> ImageAnalysis:
+        """Every face of a decoded RGB image, largest first (at most ``max_faces``)."""
+        width, height = image.size
+        boxes, scores = self.detect(image, tiled, enough=max_faces)
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        limit = MAX_FACES_PER_IMAGE if max_faces is None else min(max_faces, MAX_FACES_PER_IMAGE)
+        order = np.argsort(-areas, kind="stable")[:limit]
+        faces = []
+        for i in order:
+            box, score = boxes[i], float(scores[i])
+            points = self.landmark_model.locate(image, box)
+            aligned = self.align(image, points)
+            brightness, sharpness = brightness_and_sharpness(aligned)
+            roll, yaw, pitch = landmarks.head_pose(landmarks.five_points(points))
+            x1, y1 = max(0.0, float(box[0])), max(0.0, float(box[1]))
+            x2, y2 = min(float(width), float(box[2])), min(float(height), float(box[3]))
+            faces.append(
+                DetectedFace(
+                    bounding_box=BoundingBox(
+                        left=x1 / width, top=y1 / height, width=(x2 - x1) / width, height=(y2 - y1) / height
+                    ),
+                    confidence=100.0 * score,
+                    landmarks=tuple(
+                        Landmark(name, x / width, y / height)
+                        for name, x, y in landmarks.rekognition_landmarks(points)
+                    ),
+                    pose=Pose(roll=roll, yaw=yaw, pitch=pitch),
+                    quality=ImageQuality(brightness=brightness, sharpness=sharpness),
+                    embedding=self.embedder.embed(aligned) if embed else None,
+                    size_ratio=max(x2 - x1, y2 - y1) / max(width, height),
+                )
+            )
+        return ImageAnalysis(width=width, height=height, faces=tuple(faces))
+
+
+@once
+def get_pipeline(face_model_version: str | None = None) -> FacePipeline:
+    """The pipeline of a pack (default: the settings' or newest), sessions created once per process."""
+    pack = get_pack(face_model_version)
+    return FacePipeline(pack, get_settings().intra_op_threads)
+
+
+def analyze(
+    image: bytes, *, embed: bool = True, max_faces: int | None = None, face_model_version: str | None = None
+) -> ImageAnalysis:
+    """Decode JPEG/PNG bytes (settings.max_image_pixels guard) and find, measure and embed its faces.
+
+    ``max_faces`` keeps only that many largest faces (the rest are not measured, for speed); raises the
+    decode errors of ``decode_image``.
+    """
+    pipeline = get_pipeline(face_model_version)
+    decoded = decode_pil(image, get_settings().max_image_pixels)
+    return pipeline.analyze_image(decoded, embed=embed, max_faces=max_faces)
