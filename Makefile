@@ -4,7 +4,19 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODELS_DIR ?= build/models
 
-.PHONY: setup models demo test lint bench clean
+.PHONY: setup models demo test lint bench clean sam-lint sam-build sam-check
+
+# SAM CLI lives in its own venv: its pinned dependencies would fight the project's boto3/moto.
+SAM_VENV ?= build/sam-venv
+SAM_CLI_VERSION ?= 1.170.0
+SAM := $(SAM_VENV)/bin/sam
+# The function's runtime (template.yaml) and the Python that `sam build` needs on PATH to build for it;
+# pyenv machines keep it under a version prefix.
+LAMBDA_PYTHON_VERSION := 3.12
+SAM_PATH := $(shell p=$$(pyenv prefix $(LAMBDA_PYTHON_VERSION) 2>/dev/null) && printf '%s:' "$$p/bin")$(PATH)
+SAM_ENV := PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0
+# boto3 as the Lambda runtime provides it (not in the layers), for checking the built function.
+LAMBDA_RUNTIME_SDK := build/lambda-runtime
 
 setup: $(VENV)/.installed
 
@@ -26,6 +38,27 @@ lint: setup
 
 test: models lint
 	$(BIN)/python -m pytest
+
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
+	touch $@
+
+$(LAMBDA_RUNTIME_SDK)/.installed:
+	$(SAM_ENV) python$(LAMBDA_PYTHON_VERSION) -m pip install --quiet --root-user-action=ignore --target $(LAMBDA_RUNTIME_SDK) boto3
+	touch $@
+
+sam-lint: $(SAM_VENV)/.installed
+	$(SAM_VENV)/bin/cfn-lint template.yaml
+	$(SAM_ENV) $(SAM) validate --lint --region us-east-1
+
+sam-build: models $(SAM_VENV)/.installed
+	$(SAM_ENV) $(SAM) build
+
+sam-check: sam-lint sam-build $(LAMBDA_RUNTIME_SDK)/.installed
+	$(SAM_ENV) $(BIN)/python layers/check_build.py --build-dir .aws-sam/build \
+		--runtime-sdk $(LAMBDA_RUNTIME_SDK) --runtime python$(LAMBDA_PYTHON_VERSION)
 
 clean:
 	rm -rf $(VENV) build .aws-sam

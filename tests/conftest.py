@@ -31,3 +31,17 @@ def facedata() -> dict:
     data = json.loads(manifest.read_text())
     data["root"] = FACEDATA_DIR
     return data
+
+
+@pytest.fixture(scope="session")
+def model_pack() -> Path:
+    """The INT8 model pack under build/models, built by `make models` (or here, once, if it is missing)."""
+    import subprocess
+    import sys
+
+    models_dir = REPO_ROOT / "build" / "models"
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "layers" / "models" / "build_pack.py"), "--out", str(models_dir)],
+        check=True,
+    )
+    return models_dir

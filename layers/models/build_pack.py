@@ -21,7 +21,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, version_converter
 
-from facesearch import registry
+from facesearch import errors, registry
 from facesearch.settings import REPO_ROOT
 from facesearch.vision.decode import decode_pil
 from facesearch.vision.pack import MANIFEST_NAME, MANIFEST_SCHEMA, ROLES, ModelPack, sha256_file
@@ -197,13 +197,14 @@ def up_to_date(root: Path) -> bool:
     try:
         manifest = json.loads((root / MANIFEST_NAME).read_text())
         ModelPack.load(root, verify=True)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, errors.RekognitionError) as exc:
+        # Missing, unreadable or tampered (ModelPack.load raises a wire error on a checksum mismatch).
         log(f"{root.name}: rebuilding ({type(exc).__name__}: {exc})")
         return False
-    except Exception as exc:  # a checksum mismatch is a wire error class; any failure means rebuild
-        log(f"{root.name}: rebuilding ({exc})")
-        return False
-    current = manifest.get("preprocessing") == PREPROCESSING and manifest.get("similarity") == similarity_constants()
+    current = (
+        manifest.get("preprocessing") == PREPROCESSING
+        and manifest.get("similarity") == similarity_constants()
+    )
     if not current:
         log(f"{root.name}: rebuilding (constants changed)")
     return current
@@ -214,8 +215,9 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     x1, y1 = np.maximum(a[0], b[:, 0]), np.maximum(a[1], b[:, 1])
     x2, y2 = np.minimum(a[2], b[:, 2]), np.minimum(a[3], b[:, 3])
     inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
-    return inter / (area(a) + area(b) - inter)
+    area_a = (a[2] - a[0]) * (a[3] - a[1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / (area_a + area_b - inter)
 
 
 def verify(fp32: FacePipeline, int8: FacePipeline, photos: list[Path]) -> dict:
@@ -254,20 +256,36 @@ def verify(fp32: FacePipeline, int8: FacePipeline, photos: list[Path]) -> dict:
         f"{name} {value:.4f}"
         for name, value, ok in [
             ("box IoU", result["min_box_iou"], result["min_box_iou"] >= MIN_BOX_IOU),
-            ("landmark error", result["max_landmark_error"], result["max_landmark_error"] <= MAX_LANDMARK_ERROR),
-            ("embedding cosine", result["min_embedding_cosine"], result["min_embedding_cosine"] >= MIN_EMBEDDING_COSINE),
+            (
+                "landmark error",
+                result["max_landmark_error"],
+                result["max_landmark_error"] <= MAX_LANDMARK_ERROR,
+            ),
+            (
+                "embedding cosine",
+                result["min_embedding_cosine"],
+                result["min_embedding_cosine"] >= MIN_EMBEDDING_COSINE,
+            ),
         ]
         if not ok
     ]
     if faces == 0 or failures:
-        raise SystemExit(f"build_pack: INT8 verification failed on {faces} faces: {', '.join(failures) or 'no faces'}")
+        raise SystemExit(
+            f"build_pack: INT8 verification failed on {faces} faces: {', '.join(failures) or 'no faces'}"
+        )
     return result
 
 
 def build(out: Path, cache: Path) -> Path:
     started = time.perf_counter()
     fp32_root = cache / "packs-fp32" / FP32_PACK_NAME
-    sources = dict(zip(SOURCE_MEMBERS, registry.extract(registry.FACEPLUGIN, list(SOURCE_MEMBERS.values()), fp32_root)))
+    sources = dict(
+        zip(
+            SOURCE_MEMBERS,
+            registry.extract(registry.FACEPLUGIN, list(SOURCE_MEMBERS.values()), fp32_root),
+            strict=True,
+        )
+    )
     write_manifest(fp32_root, FP32_PACK_NAME, "fp32", sources, {})
     staging = out / f".{PACK_NAME}.staging"
     shutil.rmtree(staging, ignore_errors=True)
@@ -279,9 +297,15 @@ def build(out: Path, cache: Path) -> Path:
     # Verification needs a complete manifest to load the staged pack.
     write_manifest(staging, PACK_NAME, "int8-weight-only", files, {})
     photos = registry.extract(registry.FACE_API, SAMPLE_MEMBERS, cache / "samples")
-    verification = verify(
-        FacePipeline(ModelPack.load(fp32_root), threads=1), FacePipeline(ModelPack.load(staging), threads=1), photos
-    )
+    try:
+        verification = verify(
+            FacePipeline(ModelPack.load(fp32_root), threads=1),
+            FacePipeline(ModelPack.load(staging), threads=1),
+            photos,
+        )
+    except SystemExit:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     write_manifest(staging, PACK_NAME, "int8-weight-only", files, {"verification": verification})
     final = out / PACK_NAME
     shutil.rmtree(final, ignore_errors=True)
@@ -290,7 +314,8 @@ def build(out: Path, cache: Path) -> Path:
     log(
         f"built {final} ({size / 1e6:.2f} MB) in {time.perf_counter() - started:.1f}s; INT8 vs fp32 on "
         f"{verification['faces']} faces: min cosine {verification['min_embedding_cosine']:.4f}, "
-        f"min box IoU {verification['min_box_iou']:.4f}, max landmark error {verification['max_landmark_error']:.4f}"
+        f"min box IoU {verification['min_box_iou']:.4f}, "
+        f"max landmark error {verification['max_landmark_error']:.4f}"
     )
     return final
 

@@ -10,8 +10,14 @@ import sys
 # imported only when chosen so that ``facesearch --help`` loads no model and no AWS client.
 COMMANDS = {
     "demo": ("facesearch.demo", "build nothing, start from an empty local store, index real photos, search"),
-    "serve": ("facesearch.server", "serve the Rekognition protocol on localhost for an unchanged boto3 client"),
-    "invoke": ("facesearch.invoke", "run the Lambda handler on an event file, as `sam local invoke -e` would"),
+    "serve": (
+        "facesearch.server",
+        "serve the Rekognition protocol on localhost for an unchanged boto3 client",
+    ),
+    "invoke": (
+        "facesearch.invoke",
+        "run the Lambda handler on an event file, as `sam local invoke -e` would",
+    ),
 }
 
 

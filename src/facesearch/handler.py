@@ -16,5 +16,8 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.set_correlation_id(doors.request_id_of(event, context))
     if doors.is_direct(event):
         return doors.direct_invoke(event, context)
-    resolver = doors.http_resolver() if doors.is_http_api(event) else doors.rest_resolver()
-    return resolver.resolve(event, context)
+    if doors.is_http_api(event):
+        return doors.http_resolver().resolve(event, context)
+    if doors.is_rest_api(event):
+        return doors.rest_resolver().resolve(event, context)
+    return doors.unrecognised_event(event)

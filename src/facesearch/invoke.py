@@ -37,6 +37,8 @@ PSEUDO_PARAMETERS = {
     "AWS::NoValue": None,
 }
 DEFAULT_REGION = "us-east-1"
+# ``Fn::GetAtt <Resource>.Arn`` of the resource types whose ARN follows from their name alone.
+ARN_FORMATS = {"AWS::S3::Bucket": "arn:{partition}:s3:::{name}"}
 # Layer mount points in Lambda and the local folders that hold the same content (the models layer's
 # Makefile copies LOCAL_MODELS_DIR into the layer).
 LAYER_MOUNTS = {"/opt/models": LOCAL_MODELS_DIR}
@@ -94,13 +96,20 @@ class _Resolver:
             raise TemplateError(f"unknown condition {name}")
         return bool(self.resolve(self.conditions[name]))
 
+    def attribute(self, resource: str, name: str) -> str:
+        """``Fn::GetAtt``: a resource's ARN where its type makes it follow from its name."""
+        kind = ((self.template.get("Resources") or {}).get(resource) or {}).get("Type")
+        if name != "Arn" or kind not in ARN_FORMATS:
+            raise TemplateError(f"cannot resolve {resource}.{name} locally (a {kind} attribute)")
+        return ARN_FORMATS[kind].format(partition=self.values["AWS::Partition"], name=self.values[resource])
+
     def _sub(self, text: str, extra: Mapping[str, Any]) -> str:
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
             if name in extra:
                 return str(extra[name])
             if "." in name:
-                raise TemplateError(f"cannot resolve ${{{name}}} locally (a resource attribute)")
+                return self.attribute(*name.split(".", 1))
             if name not in self.values:
                 raise TemplateError(f"unknown name ${{{name}}} in Fn::Sub")
             return str(self.values[name])
@@ -133,6 +142,8 @@ class _Resolver:
         if key == "Fn::Select":
             index, items = arg
             return self.resolve(items)[int(self.resolve(index))]
+        if key == "Fn::GetAtt":
+            return self.attribute(*arg)
         if key == "Fn::If":
             name, when_true, when_false = arg
             return self.resolve(when_true if self.condition(name) else when_false)

@@ -29,6 +29,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
 # The largest valid request: CompareFaces with two 5 MiB images, base64-encoded (4/3), plus JSON framing.
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
+DRAIN_LIMIT_BYTES = 4 * MAX_REQUEST_BYTES
 LOCAL_FUNCTION_NAME = "facesearch-local"
 # Lambda's maximum timeout: the local server never cuts a request short.
 REMAINING_MILLIS = 900_000
@@ -87,6 +88,9 @@ def to_gateway_event(method: str, path: str, headers: dict[str, str], body: byte
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "facesearch"
+    # Headers and body go out in separate writes; with Nagle's algorithm the body waits for the client's
+    # delayed ACK (~40 ms per response on Linux).
+    disable_nagle_algorithm = True
 
     def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
         self.send_response(status)
@@ -103,7 +107,11 @@ class _Handler(BaseHTTPRequestHandler):
             "pass images as Image.S3Object"
         )
         headers = {"Content-Type": model.JSON_CONTENT_TYPE, **wire.error_headers(error, str(uuid.uuid4()))}
-        # The unread body would be taken for the next request on this connection.
+        # Read what was sent so the client sees the answer rather than a reset connection; past a bound,
+        # stop reading and close.
+        remaining = size
+        while 0 < remaining <= DRAIN_LIMIT_BYTES and (chunk := self.rfile.read(min(remaining, 1 << 20))):
+            remaining -= len(chunk)
         self.close_connection = True
         self._answer(error.status, headers, json.dumps(wire.error_body(error)).encode())
 
@@ -207,7 +215,10 @@ def run(args: argparse.Namespace) -> int:
         os.environ[METRICS_DISABLED_ENV] = "true"
     server = LocalServer(store, host=args.host, port=args.port)
     with server:
-        print(f"facesearch serving the Rekognition protocol at {server.url} (store: {store}); Ctrl-C stops")
+        print(
+            f"facesearch serving the Rekognition protocol at {server.url} (store: {store}); Ctrl-C stops",
+            flush=True,
+        )
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
     return 0

@@ -140,10 +140,18 @@ def demo_photos(tmp_path_factory) -> list[bytes]:
 
 
 @pytest.fixture(scope="session")
-def blank_png() -> bytes:
-    """A valid PNG with no face in it."""
+def blank_jpeg() -> bytes:
+    """A valid JPEG with no face in it."""
     out = io.BytesIO()
-    Image.new("RGB", (320, 240), (128, 128, 128)).save(out, format="PNG")
+    Image.new("RGB", (320, 240), (128, 128, 128)).save(out, format="JPEG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def demo_png(demo_photos) -> bytes:
+    """Demo photo 1 re-encoded as PNG."""
+    out = io.BytesIO()
+    Image.open(io.BytesIO(demo_photos[0])).save(out, format="PNG")
     return out.getvalue()
 
 

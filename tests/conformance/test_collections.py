@@ -1,4 +1,4 @@
-"""CreateCollection, DescribeCollection, ListCollections, DeleteCollection through an unchanged boto3 client."""
+"""Create/Describe/List/DeleteCollection through an unchanged boto3 client."""
 
 from __future__ import annotations
 

@@ -14,7 +14,9 @@ from facesearch.store.blobs import NOT_MODIFIED
 MODEL = "test-model-1"
 
 
-def make_faces(rng: np.random.Generator, n: int, dim: int, model: str = MODEL) -> tuple[list[FaceRecord], np.ndarray]:
+def make_faces(
+    rng: np.random.Generator, n: int, dim: int, model: str = MODEL
+) -> tuple[list[FaceRecord], np.ndarray]:
     """``n`` records with random UUIDs (from ``rng``) and random unit vectors."""
     records = [
         FaceRecord(
@@ -37,7 +39,9 @@ def brute_force(ids: list[str], vectors: np.ndarray, query: np.ndarray, k: int) 
     return [ids[i] for i in order]
 
 
-def recall_at_k(store: CollectionStore, collection_id: str, live: dict[str, np.ndarray], queries, k=10) -> float:
+def recall_at_k(
+    store: CollectionStore, collection_id: str, live: dict[str, np.ndarray], queries, k=10
+) -> float:
     """Mean recall@k of ``store.search`` against brute force over the ``live`` faces."""
     ids = list(live)
     matrix = np.stack([live[i] for i in ids])
@@ -50,7 +54,7 @@ def recall_at_k(store: CollectionStore, collection_id: str, live: dict[str, np.n
 
 
 def fresh_store(location: str, cache_dir: Path) -> CollectionStore:
-    """A store as a new container sees it: nothing in memory (the disk cache is whatever ``cache_dir`` holds)."""
+    """A store as a new container sees it: nothing in memory; the disk cache is what ``cache_dir`` holds."""
     return open_store(location, cache_dir)
 
 
@@ -70,12 +74,14 @@ def snapshot(store: CollectionStore, collection_id: str, queries) -> dict:
         "count": info.face_count,
         "faces": sorted(faces, key=lambda r: r.face_id),
         "users": users,
-        "search": [[(r.face_id, round(c, 5)) for r, c in store.search(collection_id, q, k=5)] for q in queries],
+        "search": [
+            [(r.face_id, round(c, 5)) for r, c in store.search(collection_id, q, k=5)] for q in queries
+        ],
     }
 
 
 class SimulatedCrash(BaseException):
-    """Raised in place of a blob write to stop a writer dead at that step (not an Exception: nothing catches it)."""
+    """Raised in place of a blob write to stop a writer dead there (a BaseException: nothing catches it)."""
 
 
 class InstrumentedBlobs:

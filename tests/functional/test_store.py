@@ -1,4 +1,4 @@
-"""CollectionStore behaviour on both backends (folder, S3 on a moto server): collections, faces, users, errors."""
+"""CollectionStore on both backends (folder; S3 on a moto server): collections, faces, users, errors."""
 
 from __future__ import annotations
 
@@ -110,14 +110,18 @@ def test_list_collections_pages_are_stable_and_tokens_checked(store):
     seen, token = [], None
     page = store.list_collections(max_results=3)
     seen += [c.collection_id for c in page.items]
-    store.create_collection("c00a", face_model_version=MODEL, dim=DIM)  # sorts before the token: not re-listed
+    store.create_collection(
+        "c00a", face_model_version=MODEL, dim=DIM
+    )  # sorts before the token: not re-listed
     while page.next_token:
         page = store.list_collections(max_results=3, next_token=page.next_token)
         seen += [c.collection_id for c in page.items]
     assert seen == ids
     with pytest.raises(InvalidPaginationTokenException) as error:
         store.list_collections(max_results=3, next_token="not-a-token")
-    assert error.value.message == "Invalid pagination token: it is malformed or was issued for another listing."
+    assert (
+        error.value.message == "Invalid pagination token: it is malformed or was issued for another listing."
+    )
     token = store.list_collections(max_results=1).next_token
     with pytest.raises(InvalidPaginationTokenException):
         store.list_users("c00", max_results=1, next_token=token)
@@ -152,7 +156,9 @@ def test_add_search_get_delete_faces(store, rng):
     got = store.get_faces("c", [records[1].face_id, "00000000-0000-4000-8000-000000000000"])
     assert got == {records[1].face_id: records[1]}
     np.testing.assert_allclose(store.get_vectors("c", [records[2].face_id]), vectors[2:3], atol=1e-6)
-    result = store.delete_faces("c", [records[30].face_id, records[30].face_id, "00000000-0000-4000-8000-00000000dead"])
+    result = store.delete_faces(
+        "c", [records[30].face_id, records[30].face_id, "00000000-0000-4000-8000-00000000dead"]
+    )
     assert result.deleted == (records[30].face_id,)
     assert [(u.face_id, u.reasons) for u in result.unsuccessful] == [
         ("00000000-0000-4000-8000-00000000dead", (REASON_FACE_NOT_FOUND,))
@@ -176,6 +182,18 @@ def test_search_edge_cases(store, rng):
     assert sorted(r.face_id for r, _ in hits) == sorted(r.face_id for r in records)
     assert all(c >= 0.5 for _, c in store.search("c", vectors[0], k=100, min_cosine=0.5))
     assert store.search("c", vectors[0], k=100, min_cosine=0.5)[0][0] == records[0]
+    assert store.search("c", vectors[0], k=1, face_model_version=MODEL)[0][0] == records[0]
+    with pytest.raises(InvalidParameterException) as error:
+        store.search("c", vectors[0], k=1, face_model_version="other-model")
+    assert error.value.message == (
+        "The query was embedded with face model other-model; the collection c uses face model test-model-1."
+    )
+    with pytest.raises(InvalidParameterException) as error:
+        store.search("c", vectors[0][:4], k=1)
+    assert "do not match the collection c's dimension 16" in error.value.message
+    with pytest.raises(InvalidParameterException) as error:
+        store.search("c", vectors[0], k=0)
+    assert error.value.message == "k must be at least 1, got 0."
     store.delete_faces("c", [r.face_id for r in records])
     assert store.search("c", vectors[0], k=3) == []
     assert store.describe_collection("c").face_count == 0
@@ -184,13 +202,18 @@ def test_search_edge_cases(store, rng):
 @pytest.mark.parametrize(
     ("vectors", "message"),
     [
-        (np.ones((2, DIM + 1), np.float32), "do not match the collection c's dimension 16 (face model test-model-1)"),
+        (
+            np.ones((2, DIM + 1), np.float32),
+            "do not match the collection c's dimension 16 (face model test-model-1)",
+        ),
         (np.zeros((2, DIM), np.float32), "Vectors must be finite and non-zero."),
         (np.full((2, DIM), np.nan, np.float32), "Vectors must be finite and non-zero."),
         (np.ones((3, DIM), np.float32), "Got 3 vectors for 2 face records."),
     ],
 )
-def test_add_faces_rejects_bad_vectors_and_writes_nothing(store, store_location, tmp_path, rng, vectors, message):
+def test_add_faces_rejects_bad_vectors_and_writes_nothing(
+    store, store_location, tmp_path, rng, vectors, message
+):
     store.create_collection("c", face_model_version=MODEL, dim=DIM)
     records, _ = make_faces(rng, 2, DIM)
     counting = InstrumentedBlobs(store.blobs)
@@ -235,7 +258,9 @@ def test_list_faces_pagination_is_stable_and_filtered(store, rng):
     assert set(ids) >= {r.face_id for r in records[:20]}
     assert ids == sorted(ids)
     chosen = [records[3].face_id, records[5].face_id, "00000000-0000-4000-8000-000000000000"]
-    assert {r.face_id for r in store.list_faces("c", max_results=10, face_ids=chosen).items} == set(chosen[:2])
+    assert {r.face_id for r in store.list_faces("c", max_results=10, face_ids=chosen).items} == set(
+        chosen[:2]
+    )
     with pytest.raises(InvalidPaginationTokenException):
         store.list_faces("d", max_results=8, next_token=first.next_token)
     with pytest.raises(InvalidPaginationTokenException):
@@ -273,7 +298,10 @@ def test_users_lifecycle(store, rng):
         (ids[0], "alice", (REASON_ASSOCIATED_TO_A_DIFFERENT_USER,))
     ]
     assert store.get_faces("c", [ids[0]])[ids[0]].user_id == "alice"
-    assert {r.face_id for r in store.list_faces("c", max_results=10, user_id="alice").items} == {ids[0], ids[1]}
+    assert {r.face_id for r in store.list_faces("c", max_results=10, user_id="alice").items} == {
+        ids[0],
+        ids[1],
+    }
     assert store.list_faces("c", max_results=10, user_id="nobody").items == ()
     refused = store.delete_faces("c", [ids[0], ids[5]])
     assert refused.deleted == (ids[5],)
@@ -281,7 +309,7 @@ def test_users_lifecycle(store, rng):
         (ids[0], "alice", (REASON_ASSOCIATED_TO_AN_EXISTING_USER,))
     ]
     matches = store.search_users("c", vectors[1], k=5, min_cosine=-1.0)
-    assert [m.user.user_id for m in matches][0] == "alice"
+    assert matches[0].user.user_id == "alice"
     assert matches[0].face.face_id == ids[1] and matches[0].cosine == pytest.approx(1.0, abs=1e-5)
     assert {m.user.user_id for m in matches} == {"alice", "bob"}
     dis = store.disassociate_faces("c", "alice", [ids[1], ids[2], ids[3], ids[5]])
@@ -349,8 +377,8 @@ def test_newer_manifest_format_is_refused_clearly(store, store_location, tmp_pat
         fresh_store(store_location, tmp_path / "cache2").describe_collection("c")
     assert error.value.code == "InternalServerError"
     assert error.value.message == (
-        f"The manifest of collection c has format version {FORMAT_VERSION + 1}; this FaceSearch reads versions "
-        f"up to {FORMAT_VERSION}. Upgrade FaceSearch to read this collection."
+        f"The manifest of collection c has format version {FORMAT_VERSION + 1}; this FaceSearch reads "
+        f"versions up to {FORMAT_VERSION}. Upgrade FaceSearch to read this collection."
     )
 
 
@@ -371,7 +399,9 @@ def test_corrupt_segment_is_refused_cleanly(store, store_location, tmp_path, rng
     with pytest.raises(CorruptSegmentError) as error:
         cold.search("c", vectors[0], k=3)
     assert error.value.code == "InternalServerError"
-    assert error.value.message.startswith(f"Collection c cannot be read: Segment object {key} is corrupt: its sha256")
+    assert error.value.message.startswith(
+        f"Collection c cannot be read: Segment object {key} is corrupt: its sha256"
+    )
     # The warm store verified its copy when it wrote it; it keeps answering.
     assert store.search("c", vectors[7], k=1)[0][0] == records[7]
 

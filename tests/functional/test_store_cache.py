@@ -1,4 +1,4 @@
-"""Warm-start paths: cold (download), warm-disk (cache folder, no download), warm-memory (one conditional GET)."""
+"""Warm paths: cold (downloads), warm-disk (cache folder, no download), warm-memory (one conditional GET)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_cold_then_warm_disk_then_warm_memory(store_location, tmp_path):
 
 
 def test_warm_reader_downloads_only_new_segments(store_location, tmp_path):
-    writer, records, vectors = _populate(store_location, tmp_path)
+    writer, _, vectors = _populate(store_location, tmp_path)
     reader = _instrumented(store_location, tmp_path / "reader-cache")
     reader.search("c", vectors[0], k=1)
     more, more_vectors = make_faces(np.random.default_rng(6), 5, DIM)
@@ -75,7 +75,8 @@ def test_warm_read_is_one_conditional_http_request_on_s3(s3_bucket, tmp_path):
     reader.search("c", vectors[0], k=1)
     sent = []
     reader.blobs.client.meta.events.register(
-        "before-send.s3", lambda request, **_: sent.append((request.method, request.url, dict(request.headers)))
+        "before-send.s3",
+        lambda request, **_: sent.append((request.method, request.url, dict(request.headers))),
     )
     assert reader.search("c", vectors[5], k=1)[0][0] == records[5]
     assert len(sent) == 1

@@ -39,7 +39,11 @@ def _base(store, collection_id, rng):
 
 def _referenced_objects(store, collection_id):
     manifest = json.loads(store.blobs.get(f"collections/{collection_id}/manifest.json").body)
-    return {f"collections/{collection_id}/segments/{s['id']}.{ext}" for s in manifest["segments"] for ext in ("bin", "json")}
+    return {
+        f"collections/{collection_id}/segments/{s['id']}.{ext}"
+        for s in manifest["segments"]
+        for ext in ("bin", "json")
+    }
 
 
 def _operations(rng):
@@ -75,7 +79,11 @@ def test_crash_at_every_write_step(store_location, tmp_path, monkeypatch, operat
         except SimulatedCrash:
             crashed = True
         manifest_key = f"collections/{collection_id}/manifest.json"
-        swaps = [call for call in writer.blobs.calls[: -1 if crashed else None] if call == ("put_if_match", manifest_key)]
+        swaps = [
+            call
+            for call in writer.blobs.calls[: -1 if crashed else None]
+            if call == ("put_if_match", manifest_key)
+        ]
         reader = open_store(store_location, tmp_path / f"r1-{step}")
         seen = snapshot(reader, collection_id, queries)
         if not swaps:

@@ -141,9 +141,9 @@ def test_list_rules_and_item_paths():
 
 def test_map_rules():
     message = invalid("CreateCollection", {"CollectionId": "c", "Tags": {"k": 5}})
-    assert (
-        message
-        == "1 validation error detected: Value '5' at 'Tags.k' failed to satisfy constraint: Member must be a string"
+    assert message == (
+        "1 validation error detected: Value '5' at 'Tags.k' failed to satisfy constraint: "
+        "Member must be a string"
     )
 
 

@@ -24,7 +24,7 @@ from facesearch.errors import (
 from facesearch.lazy import once
 from facesearch.protocol import model, wire
 from facesearch.protocol.dispatch import RequestContext, dispatch
-from facesearch.protocol.telemetry import logger, metrics
+from facesearch.protocol.telemetry import count, logger, metrics
 
 TARGET_HEADER = "X-Amz-Target"
 REQUEST_ID_HEADER = "x-amzn-RequestId"
@@ -42,7 +42,7 @@ def as_wire_error(exc: Exception) -> RekognitionError:
 
 
 def _count_error(error: RekognitionError) -> None:
-    metrics.add_metric(name="Errors", unit="Count", value=1)
+    count("Errors", 1)
     metrics.add_metadata(key="error_code", value=error.code)
 
 
@@ -130,8 +130,23 @@ def is_direct(event: Any) -> bool:
     return isinstance(event, dict) and "Operation" in event
 
 
-def is_http_api(event: dict) -> bool:
-    return event.get("version") == "2.0"
+def is_http_api(event: Any) -> bool:
+    return isinstance(event, dict) and event.get("version") == "2.0" and "requestContext" in event
+
+
+def is_rest_api(event: Any) -> bool:
+    return isinstance(event, dict) and "httpMethod" in event and "requestContext" in event
+
+
+def unrecognised_event(event: Any) -> dict[str, Any]:
+    """Neither door's shape (an S3 notification, a test event...): answered like a direct invocation."""
+    keys = ", ".join(sorted(map(str, event))) if isinstance(event, dict) else type(event).__name__
+    error = InvalidParameterException(
+        f"Unrecognised event ({keys}): expected an API Gateway REST/HTTP API proxy event "
+        'or a direct invocation {"Operation": ..., "Parameters": {...}}'
+    )
+    _count_error(error)
+    return wire.direct_error(error)
 
 
 def request_id_of(event: dict, lambda_context: Any) -> str:

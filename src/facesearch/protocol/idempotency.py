@@ -15,6 +15,7 @@ from typing import Any
 
 from facesearch.errors import IdempotentParameterMismatchException
 from facesearch.lazy import once
+from facesearch.protocol.telemetry import count
 from facesearch.settings import get_settings
 from facesearch.store import get_store
 from facesearch.store.blobs import Blob, BlobStore, open_blob_store
@@ -38,8 +39,9 @@ def _replay(blob: Blob, fingerprint: str, operation: str) -> dict[str, Any]:
     record = json.loads(blob.body)
     if record["fingerprint"] != fingerprint:
         raise IdempotentParameterMismatchException(
-            f"ClientRequestToken was already used for a {operation} request with different parameters"
+            f"ClientRequestToken was already used for {operation} with different parameters"
         )
+    count("IdempotentReplays", 1)
     return record["response"]
 
 

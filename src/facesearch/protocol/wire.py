@@ -65,7 +65,10 @@ def _value_from_wire(hint: Any, shape: Shape, value: Any) -> Any:
 
 
 def to_wire(obj: Any, shape: Shape) -> Any:
-    """Render ``obj`` as ``shape``: dataclass fields become members (None omitted), tuples lists."""
+    """Render ``obj`` as ``shape``: dataclass fields become members, tuples lists.
+
+    None is omitted, and so is an empty list the model requires to have items.
+    """
     kind = shape.type_name
     if kind == "structure":
         members = {_key(name): (name, member) for name, member in shape.members.items()}
@@ -78,6 +81,9 @@ def to_wire(obj: Any, shape: Shape) -> Any:
             if found is None:
                 raise AssertionError(f"{type(obj).__name__}.{field.name} is not a member of {shape.name}")
             name, member = found
+            # Absent rather than empty where the model forbids an empty list (DeletedFaces, FaceIds...).
+            if member.type_name == "list" and not value and member.metadata.get("min", 0) > 0:
+                continue
             out[name] = to_wire(value, member)
         return out
     if kind == "list":

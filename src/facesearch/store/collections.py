@@ -172,6 +172,7 @@ class CollectionStore:
         self.blobs.delete(_manifest_key(collection_id))
         with self._lock:
             self._manifests.pop(collection_id, None)
+            self._forget_unreferenced()
         for info in self.blobs.list(f"{_ROOT}{collection_id}/"):
             self.blobs.delete(info.key)
 
@@ -312,11 +313,20 @@ class CollectionStore:
             return self._vectors(manifest, list(face_ids))
 
     def search(
-        self, collection_id: str, vector: np.ndarray, *, k: int, min_cosine: float = -1.0
+        self,
+        collection_id: str,
+        vector: np.ndarray,
+        *,
+        k: int,
+        min_cosine: float = -1.0,
+        face_model_version: str | None = None,
     ) -> list[tuple[FaceRecord, float]]:
-        """The ``k`` live faces most similar to ``vector`` with cosine >= ``min_cosine``, best first."""
+        """The ``k`` live faces most similar to ``vector`` with cosine >= ``min_cosine``, best first.
+
+        Pass the ``face_model_version`` that embedded ``vector`` to have a mismatch refused.
+        """
         manifest = self._read(collection_id).manifest
-        query = self._check_vectors(manifest, vector, expected_rows=None)[0]
+        query = self._check_query(manifest, vector, face_model_version)
         if k < 1:
             raise InvalidParameterException(f"k must be at least 1, got {k}.")
         with self._lock:
@@ -469,11 +479,17 @@ class CollectionStore:
         return self._mutate(collection_id, change)
 
     def search_users(
-        self, collection_id: str, vector: np.ndarray, *, k: int, min_cosine: float = -1.0
+        self,
+        collection_id: str,
+        vector: np.ndarray,
+        *,
+        k: int,
+        min_cosine: float = -1.0,
+        face_model_version: str | None = None,
     ) -> list[UserMatch]:
         """The ``k`` users whose best face is nearest ``vector`` (cosine >= ``min_cosine``), best first."""
         manifest = self._read(collection_id).manifest
-        query = self._check_vectors(manifest, vector, expected_rows=None)[0]
+        query = self._check_query(manifest, vector, face_model_version)
         if k < 1:
             raise InvalidParameterException(f"k must be at least 1, got {k}.")
         user_of = manifest.user_of()
@@ -508,7 +524,7 @@ class CollectionStore:
     def maybe_compact(self, collection_id: str) -> bool:
         """Compact if the collection crossed a bound (segment count or tombstone share); True if it did."""
         manifest = self._read(collection_id).manifest
-        return bool(_compaction_group(manifest, force=False)) and self.compact(collection_id)
+        return bool(self._compaction_group(manifest, force=False)) and self.compact(collection_id)
 
     def compact(self, collection_id: str, *, force: bool = False) -> bool:
         """Merge segments into one new HNSW segment without their tombstoned faces.
@@ -518,7 +534,7 @@ class CollectionStore:
         (tombstones added meanwhile stay, and still apply to the merged faces). True if it swapped.
         """
         manifest = self._read(collection_id).manifest
-        group = _compaction_group(manifest, force=force)
+        group = self._compaction_group(manifest, force=force)
         if not group:
             return False
         group_ids = {ref.segment_id for ref in group}
@@ -554,11 +570,35 @@ class CollectionStore:
         swapped = self._mutate(collection_id, change)
         if swapped and built:
             self._remember(built)
+        if swapped:
+            self.collect_garbage(collection_id)
         if not swapped and built:
             # Never referenced by any manifest, so nobody can be reading it.
             for ext in ("bin", "json"):
                 self.blobs.delete(_segment_key(collection_id, built.ref.segment_id, ext))
         return swapped
+
+    def _compaction_group(self, manifest: Manifest, *, force: bool) -> list[SegmentRef]:
+        """Segments to merge: all (``force``), else the smallest beyond MAX_SEGMENTS and tombstone-heavy ones.
+
+        Merging only the small segments (size-tiered, as in an LSM tree) and the segments whose own
+        tombstone share crossed the bound keeps a write's compaction cost near what changed.
+        """
+        segments = list(manifest.segments)
+        if force:
+            return segments if len(segments) > 1 or manifest.tombstones else []
+        group: dict[str, SegmentRef] = {}
+        if len(segments) > MAX_SEGMENTS:
+            smallest = sorted(segments, key=lambda ref: ref.count)[: len(segments) - MAX_SEGMENTS // 2 + 1]
+            group.update((ref.segment_id, ref) for ref in smallest)
+        if manifest.tombstones:
+            with self._lock:
+                for ref in segments:
+                    rows = self._load(manifest.collection_id, manifest, ref, graph=False).row_of
+                    dead = sum(1 for face_id in manifest.tombstones if face_id in rows)
+                    if dead > MAX_TOMBSTONE_SHARE * ref.count:
+                        group[ref.segment_id] = ref
+        return list(group.values())
 
     def collect_garbage(self, collection_id: str, *, grace_seconds: float = GC_GRACE_SECONDS) -> list[str]:
         """Delete segment objects no manifest references that are older than ``grace_seconds``; their keys."""
@@ -744,6 +784,17 @@ class CollectionStore:
         hits.sort(key=lambda hit: -hit[1])
         return hits[:k]
 
+    @classmethod
+    def _check_query(
+        cls, manifest: Manifest, vector: np.ndarray, face_model_version: str | None
+    ) -> np.ndarray:
+        if face_model_version is not None and face_model_version != manifest.face_model_version:
+            raise InvalidParameterException(
+                f"The query was embedded with face model {face_model_version}; the collection "
+                f"{manifest.collection_id} uses face model {manifest.face_model_version}."
+            )
+        return cls._check_vectors(manifest, vector, expected_rows=None)[0]
+
     @staticmethod
     def _check_vectors(manifest: Manifest, vectors: np.ndarray, expected_rows: int | None) -> np.ndarray:
         """Rows as float32 unit vectors; InvalidParameterException for a bad shape, zero or non-finite."""
@@ -787,21 +838,6 @@ def _cache_name(blobs: BlobStore, collection_id: str, segment_id: str, ext: str)
     # Segment ids are unique per store; the location hash keeps two stores sharing one cache folder apart.
     where = hashlib.sha256(f"{blobs.location}\x00{collection_id}".encode()).hexdigest()[:16]
     return f"{where}-{segment_id}.{ext}"
-
-
-def _compaction_group(manifest: Manifest, *, force: bool) -> list[SegmentRef]:
-    """Segments to merge: all (``force``), the smallest beyond MAX_SEGMENTS, or all if tombstone-heavy."""
-    segments = list(manifest.segments)
-    if force:
-        return segments if len(segments) > 1 or manifest.tombstones else []
-    group: dict[str, SegmentRef] = {}
-    if len(segments) > MAX_SEGMENTS:
-        smallest = sorted(segments, key=lambda ref: ref.count)[: len(segments) - MAX_SEGMENTS // 2 + 1]
-        group.update((ref.segment_id, ref) for ref in smallest)
-    # The manifest knows tombstones per collection, not per segment (that needs every segment's records).
-    if len(manifest.tombstones) > MAX_TOMBSTONE_SHARE * max(manifest.stored_count, 1):
-        group.update((ref.segment_id, ref) for ref in segments)
-    return list(group.values())
 
 
 def open_store(

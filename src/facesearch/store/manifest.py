@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 
 from facesearch.store.errors import ManifestFormatError
 
@@ -60,7 +61,11 @@ class Manifest:
         return self.stored_count - len(self.tombstones)
 
     def user_of(self) -> dict[str, str]:
-        """face id -> the user it is associated with."""
+        """face id -> the user it is associated with (computed once per manifest: searches ask every time)."""
+        return self._user_of
+
+    @cached_property
+    def _user_of(self) -> dict[str, str]:
         return {face_id: user_id for user_id, face_ids in self.users.items() for face_id in face_ids}
 
     def evolve(self, **changes) -> Manifest:

@@ -13,8 +13,8 @@ from facesearch import errors
 # The formats Rekognition accepts, recognised by their first bytes (never by a file name).
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# Pillow reports some JPEGs (multi-picture camera files) as MPO; they are JPEG on the wire.
-PILLOW_FORMATS = {"JPEG", "MPO", "PNG"}
+# Pillow's decoders for them (its JPEG decoder also opens multi-picture camera files, as MPO).
+PILLOW_FORMATS = ("JPEG", "PNG")
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
@@ -27,7 +27,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         with warnings.catch_warnings():
             # Our own pixel guard below replaces Pillow's DecompressionBombWarning.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=sorted(PILLOW_FORMATS))
+            image = Image.open(io.BytesIO(data), formats=PILLOW_FORMATS)
     except Image.DecompressionBombError as exc:
         raise errors.ImageTooLargeException(f"Image is too large to decode safely: {exc}") from exc
     except (OSError, SyntaxError, ValueError) as exc:

@@ -85,7 +85,7 @@ class ModelPack:
         manifest = json.loads((root / MANIFEST_NAME).read_text())
         if manifest.get("schema") != MANIFEST_SCHEMA:
             raise errors.InternalServerError(
-                f"model pack {root} has manifest schema {manifest.get('schema')!r}, expected {MANIFEST_SCHEMA}"
+                f"model pack {root}: manifest schema {manifest.get('schema')!r}, expected {MANIFEST_SCHEMA}"
             )
         models = manifest["models"]
         if verify:
@@ -93,7 +93,7 @@ class ModelPack:
                 actual = sha256_file(root / models[role]["file"])
                 if actual != models[role]["sha256"]:
                     raise errors.InternalServerError(
-                        f"model pack {root}: {models[role]['file']} sha256 {actual} does not match its manifest"
+                        f"model pack {root}: {models[role]['file']} sha256 {actual} differs from its manifest"
                     )
         pre = manifest["preprocessing"]
         sim = manifest["similarity"]
@@ -121,7 +121,7 @@ class ModelPack:
         return float(result) if np.ndim(result) == 0 else result
 
     def cosine_for_similarity(self, similarity: float) -> float:
-        """The smallest cosine whose Similarity reaches ``similarity`` (the inverse map), clamped to [-1, 1]."""
+        """The smallest cosine whose Similarity reaches ``similarity`` (inverse map), within [-1, 1]."""
         if similarity <= 0:
             return -1.0
         if similarity >= 100:
@@ -130,9 +130,13 @@ class ModelPack:
         return min(1.0, max(-1.0, cosine))
 
 
-def _manifests(models_dir: Path) -> dict[str, Path]:
+@once
+def _installed() -> dict[str, Path]:
+    """FaceModelVersion -> pack folder under ``settings.models_dir``, newest first (read once)."""
     found = {}
-    for manifest in sorted(models_dir.glob(f"*/{MANIFEST_NAME}")):
+    for manifest in sorted(get_settings().models_dir.glob(f"*/{MANIFEST_NAME}")):
+        if manifest.parent.name.startswith("."):
+            continue  # a build's staging folder, not an installed pack
         data = json.loads(manifest.read_text())
         found[data["face_model_version"]] = (data.get("released", ""), manifest.parent)
     # Newest first: by release date, then by name, so the default is deterministic.
@@ -140,16 +144,24 @@ def _manifests(models_dir: Path) -> dict[str, Path]:
     return {version: root for version, (_, root) in ordered}
 
 
+@once
+def _load(face_model_version: str) -> ModelPack:
+    return ModelPack.load(_installed()[face_model_version])
+
+
 def available_versions() -> list[str]:
     """FaceModelVersions of the packs installed under ``settings.models_dir``, newest first."""
-    return list(_manifests(get_settings().models_dir))
+    return list(_installed())
 
 
 @once
 def get_pack(face_model_version: str | None = None) -> ModelPack:
-    """The pack for ``face_model_version`` (default: ``settings.face_model_version``, else the newest)."""
+    """The pack for ``face_model_version`` (default: ``settings.face_model_version``, else the newest).
+
+    The default and its explicit name return the same object, so nothing is loaded twice.
+    """
     settings = get_settings()
-    packs = _manifests(settings.models_dir)
+    packs = _installed()
     wanted = face_model_version or settings.face_model_version
     if not packs:
         raise errors.InternalServerError(
@@ -162,4 +174,4 @@ def get_pack(face_model_version: str | None = None) -> ModelPack:
             f"face model version {wanted!r} is not installed under {settings.models_dir} "
             f"(installed: {', '.join(packs)})"
         )
-    return ModelPack.load(packs[wanted])
+    return _load(wanted)

@@ -154,7 +154,9 @@ class FacePipeline:
         # a face (or of a body) seen too close, and so is one lying mostly inside a whole-image face.
         sides = np.maximum(tile_boxes[:, 2] - tile_boxes[:, 0], tile_boxes[:, 3] - tile_boxes[:, 1])
         small = sides <= TILE_OVERLAP_FACES * whole_image_min_face(width, height, self.pack.detect)
-        inside = np.array([(intersection_over_own_area(b, boxes) > TILE_INSIDE_FACE).any() for b in tile_boxes])
+        inside = np.array(
+            [(intersection_over_own_area(b, boxes) > TILE_INSIDE_FACE).any() for b in tile_boxes]
+        )
         keep = small & ~inside if len(tile_boxes) else small
         boxes = np.concatenate([boxes, tile_boxes[keep]])
         scores = np.concatenate([scores, tile_scores[keep]])
@@ -204,10 +206,13 @@ class FacePipeline:
 
 
 @once
+def _pipeline(face_model_version: str) -> FacePipeline:
+    return FacePipeline(get_pack(face_model_version), get_settings().intra_op_threads)
+
+
 def get_pipeline(face_model_version: str | None = None) -> FacePipeline:
     """The pipeline of a pack (default: the settings' or newest), sessions created once per process."""
-    pack = get_pack(face_model_version)
-    return FacePipeline(pack, get_settings().intra_op_threads)
+    return _pipeline(get_pack(face_model_version).face_model_version)
 
 
 def analyze(

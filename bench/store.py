@@ -1,0 +1,221 @@
+"""Benchmark the collections store: build, load-from-cache, query latency vs brute force, recall@10, memory.
+
+    .venv/bin/python bench/store.py --n 10000 100000 --dim 512
+
+Seeded unit vectors, two kinds (``--data``): ``uniform`` (i.i.d. Gaussian directions: the worst case
+for any graph index, every neighbour is nearly equidistant) and ``identity`` (N/10 identities, faces =
+centroid + noise with same-person cosine ~0.55, as face embeddings cluster). Queries are drawn the same
+way (a new face of an enrolled identity, or a uniform direction). Per N and kind it prints build seconds
+(add_faces as one segment: hnswlib build + upload), load-from-cache seconds (a new container whose disk
+cache holds the segment), store.search p50/p99 ms on warm memory (each includes the manifest's
+conditional GET), brute-force p50 ms (numpy matmul + argpartition, same vectors, same run), recall@10
+against brute force, the blob calls of one warm read, resident memory; then recall/latency of the raw
+index for a sweep of ef (the per-collection search parameter). The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One BLAS thread: brute force and an HNSW query then each use one core (as a 1-vCPU Lambda would), and
+# the comparison is not skewed by thread contention on a shared machine. Must precede the numpy import.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse
+import json
+import resource
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from facesearch.domain import BoundingBox, FaceRecord
+from facesearch.store import open_store
+from facesearch.store.blobs import NOT_MODIFIED
+
+MODEL = "bench-model"
+K = 10
+# Face search keeps only matches above a similarity threshold; neighbours this close are the ones that matter.
+MATCH_COSINE = 0.3
+
+
+class _Counting:
+    """Counts the blob calls (and not-modified answers) of the wrapped store."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.location, self.calls, self.not_modified = inner, inner.location, [], 0
+
+    def __getattr__(self, name):
+        method = getattr(self.inner, name)
+
+        def call(*args, **kwargs):
+            self.calls.append(name)
+            result = method(*args, **kwargs)
+            self.not_modified += result is NOT_MODIFIED
+            return result
+
+        return call
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _unit(rng, n, dim):
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def _records(rng, n):
+    box = BoundingBox(0.1, 0.1, 0.2, 0.2)
+    return [
+        FaceRecord(str(uuid.UUID(bytes=rng.bytes(16), version=4)), "image", None, box, 99.0, MODEL)
+        for _ in range(n)
+    ]
+
+
+def _percentile_ms(samples, q):
+    return float(np.percentile(np.array(samples) * 1000, q))
+
+
+def _data(kind: str, rng, n: int, dim: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "uniform":
+        return _unit(rng, n, dim), _unit(rng, queries, dim)
+    centroids = _unit(rng, max(n // 10, 1), dim)
+    # Noise of norm 0.9 around a centroid: cosine ~0.74 to it and ~0.55 between two faces of one identity.
+    vectors = centroids[rng.integers(0, len(centroids), n)] + 0.9 * _unit(rng, n, dim)
+    query = centroids[rng.integers(0, len(centroids), queries)] + 0.9 * _unit(rng, queries, dim)
+    return (
+        vectors / np.linalg.norm(vectors, axis=1, keepdims=True),
+        query / np.linalg.norm(query, axis=1, keepdims=True),
+    )
+
+
+def run(kind: str, n: int, dim: int, queries: int, root: Path, seed: int, sweep: list[int]) -> dict:
+    rng = np.random.default_rng(seed)
+    vectors, query_set = _data(kind, rng, n, dim, queries)
+    records = _records(rng, n)
+    location, cache = root / f"store-{kind}-{n}", root / f"cache-{kind}-{n}"
+    store = open_store(str(location), cache, cache_max_bytes=1 << 40)
+    store.create_collection("bench", face_model_version=MODEL, dim=dim)
+    start = time.perf_counter()
+    store.add_faces("bench", records, vectors)
+    build_s = time.perf_counter() - start
+    del store
+
+    fresh = open_store(str(location), cache, cache_max_bytes=1 << 40)
+    rss_before = _rss_mb()
+    start = time.perf_counter()
+    fresh.search("bench", vectors[0], k=K)
+    load_s = time.perf_counter() - start
+    rss_loaded = _rss_mb()
+
+    ids = [r.face_id for r in records]
+    for query in query_set[:50]:  # warm-up: fault the graph's pages in before timing
+        fresh.search("bench", query, k=K)
+        np.argpartition(-(vectors @ query), K)
+    latencies, brute, found, truths, matches, matches_found = [], [], 0, [], 0, 0
+    for query in query_set:
+        t = time.perf_counter()
+        hits = fresh.search("bench", query, k=K)
+        latencies.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        scores = vectors @ query
+        top = np.argpartition(-scores, K)[:K]
+        brute.append(time.perf_counter() - t)
+        truths.append(set(top.tolist()))
+        got = {r.face_id for r, _ in hits}
+        found += len({ids[i] for i in top} & got)
+        close = {ids[i] for i in top if scores[i] >= MATCH_COSINE}
+        matches += len(close)
+        matches_found += len(close & got)
+
+    # The raw index at other ef values: the recall/latency trade-off a collection can be created with.
+    (loaded,) = fresh._segments.values()
+    ef_sweep = []
+    for ef in sweep:
+        loaded.index.set_ef(ef)
+        lat, hit = [], 0
+        for query, truth in zip(query_set, truths, strict=True):
+            t = time.perf_counter()
+            labels, _ = loaded.index.knn_query(query.reshape(1, -1), k=K)
+            lat.append(time.perf_counter() - t)
+            hit += len(truth & set(labels[0].tolist()))
+        ef_sweep.append(
+            {"ef": ef, "p50_ms": round(_percentile_ms(lat, 50), 3), "recall_at_10": hit / (K * queries)}
+        )
+
+    fresh.blobs = counting = _Counting(fresh.blobs)
+    fresh.search("bench", query_set[0], k=K)
+    row = {
+        "data": kind,
+        "n": n,
+        "dim": dim,
+        "build_s": round(build_s, 2),
+        "load_from_cache_s": round(load_s, 3),
+        "query_p50_ms": round(_percentile_ms(latencies, 50), 3),
+        "query_p99_ms": round(_percentile_ms(latencies, 99), 3),
+        "brute_p50_ms": round(_percentile_ms(brute, 50), 3),
+        "speedup_p50": round(_percentile_ms(brute, 50) / _percentile_ms(latencies, 50), 1),
+        "recall_at_10": round(found / (K * queries), 4),
+        f"recall_at_10_above_cos_{MATCH_COSINE}": round(matches_found / matches, 4) if matches else None,
+        "true_neighbours_above_cos": matches,
+        "ef_sweep": ef_sweep,
+        "warm_read_blob_calls": counting.calls,
+        "warm_read_not_modified": counting.not_modified,
+        "index_rss_mb": round(rss_loaded - rss_before, 1),
+        "rss_mb": round(_rss_mb(), 1),
+        "segment_mb": round(sum(p.stat().st_size for p in cache.iterdir()) / 2**20, 1),
+    }
+    shutil.rmtree(location, ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--data", nargs="+", choices=["identity", "uniform"], default=["identity", "uniform"])
+    parser.add_argument("--ef-sweep", type=int, nargs="*", default=[64, 160, 400, 800])
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="facesearch-bench-") as folder:
+        print(
+            f"{'data':>8} {'N':>8} {'dim':>4} {'build s':>8} {'load s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'brute ms':>8} {'x':>6} {'recall':>7} {'RSS MB':>7}"
+        )
+        for n in args.n:
+            for kind in args.data:
+                row = run(kind, n, args.dim, args.queries, Path(folder), args.seed, args.ef_sweep)
+                rows.append(row)
+                sweep = "  ".join(
+                    f"ef={s['ef']}: {s['recall_at_10']:.4f}@{s['p50_ms']}ms" for s in row["ef_sweep"]
+                )
+                print(
+                    f"{kind:>8} {row['n']:>8} {row['dim']:>4} {row['build_s']:>8} "
+                    f"{row['load_from_cache_s']:>7} "
+                    f"{row['query_p50_ms']:>7} {row['query_p99_ms']:>7} {row['brute_p50_ms']:>8} "
+                    f"{row['speedup_p50']:>6} {row['recall_at_10']:>7} {row['rss_mb']:>7}\n"
+                    f"{'':>10}recall@10 of true neighbours with cosine >= {MATCH_COSINE}: "
+                    f"{row[f'recall_at_10_above_cos_{MATCH_COSINE}']} "
+                    f"(of {row['true_neighbours_above_cos']})\n"
+                    f"{'':>10}raw index: {sweep}\n"
+                    f"{'':>10}warm read, no change: blob calls {row['warm_read_blob_calls']}, "
+                    f"not modified: {row['warm_read_not_modified']}",
+                    flush=True,
+                )
+    print(json.dumps({"bench": "store", "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()

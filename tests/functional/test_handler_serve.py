@@ -1,0 +1,92 @@
+"""`facesearch serve` as a user runs it, and the local server's own limits, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+
+import boto3
+import pytest
+
+from facesearch.server import MAX_REQUEST_BYTES, LocalServer
+from facesearch.settings import REPO_ROOT
+
+
+def rekognition(url: str):
+    return boto3.client(
+        "rekognition",
+        endpoint_url=url,
+        region_name="eu-west-1",
+        aws_access_key_id="a",
+        aws_secret_access_key="b",
+    )
+
+
+def test_serve_command_answers_an_unchanged_boto3_client(tmp_path):
+    server = subprocess.Popen(
+        [sys.executable, "-m", "facesearch", "serve", "--store", str(tmp_path / "store"), "--port", "0"],
+        cwd=REPO_ROOT,
+        env={**os.environ, "AWS_REGION": "eu-west-1"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = server.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+", banner).group(0)
+        client = rekognition(url)
+        created = client.create_collection(CollectionId="from-cli")
+        assert created["CollectionArn"] == "aws:rekognition:eu-west-1:000000000000:collection/from-cli"
+        assert client.list_collections()["CollectionIds"] == ["from-cli"]
+        assert (tmp_path / "store" / "collections" / "from-cli" / "manifest.json").exists()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture
+def local(tmp_path):
+    with LocalServer(str(tmp_path / "store")) as server:
+        yield server
+
+
+def post(url: str, body: bytes, target: str = "RekognitionService.ListCollections"):
+    request = urllib.request.Request(
+        url + "/", data=body, headers={"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"}
+    )
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+def test_request_larger_than_any_valid_request(local):
+    status, headers, body = post(local.url, b"{" + b" " * MAX_REQUEST_BYTES + b"}")
+    assert status == 400
+    assert headers["x-amzn-ErrorType"] == "ImageTooLargeException"
+    assert body == {
+        "__type": "ImageTooLargeException",
+        "Message": f"Request of {MAX_REQUEST_BYTES + 2} bytes exceeds the {MAX_REQUEST_BYTES}-byte limit; "
+        "pass images as Image.S3Object",
+    }
+
+
+def test_non_utf8_body_reaches_the_handler_base64_encoded(local):
+    status, headers, body = post(local.url, b"\xff\xfe{}")
+    assert status == 400
+    assert body["__type"] == "InvalidParameterException"
+    assert body["Message"].startswith("Request body is not a valid JSON document: ")
+    assert headers["x-amzn-RequestId"]
+
+
+def test_server_restores_the_store_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACESEARCH_STORE", "/somewhere/else")
+    with LocalServer(str(tmp_path)) as server:
+        assert rekognition(server.url).list_collections()["CollectionIds"] == []
+        assert os.environ["FACESEARCH_STORE"] == str(tmp_path)
+    assert os.environ["FACESEARCH_STORE"] == "/somewhere/else"

@@ -1,0 +1,144 @@
+"""Store internals: pagination tokens, manifest round trip and versioning, segment encode/decode."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from facesearch.domain import BoundingBox, FaceRecord
+from facesearch.errors import InvalidPaginationTokenException
+from facesearch.store import segment, tokens
+from facesearch.store.errors import CorruptSegmentError, ManifestFormatError
+from facesearch.store.manifest import FORMAT_VERSION, IndexParams, Manifest, SegmentRef
+
+PARAMS = IndexParams(space="cosine", dim=8, m=16, ef_construction=100, ef=50)
+
+
+def test_tokens_round_trip_and_refuse_foreign_or_garbled():
+    scope = tokens.scope_of("faces", "loc", "c1")
+    token = tokens.encode("f", scope, "abc")
+    assert tokens.decode(token, "f", scope) == b"abc"
+    assert tokens.resume_index(["abb", "abc", "abd"], b"abc") == 2
+    for bad_token, kind, bad_scope in [
+        (token, "f", tokens.scope_of("faces", "loc", "c2")),
+        (token, "u", scope),
+        (token[:-2], "f", scope),
+        ("!!!", "f", scope),
+        ("", "f", scope),
+    ]:
+        with pytest.raises(InvalidPaginationTokenException) as error:
+            tokens.decode(bad_token, kind, bad_scope)
+        assert (
+            error.value.message
+            == "Invalid pagination token: it is malformed or was issued for another listing."
+        )
+
+
+def test_long_keys_fit_the_token_limit_and_resume_exactly():
+    scope = tokens.scope_of("collections", "loc")
+    keys = sorted(["a" * 255, "a" * 254 + "b", "a" * 254 + "c", "b"])
+    token = tokens.encode("c", scope, keys[1])
+    assert len(token) <= 255
+    assert tokens.resume_index(keys, tokens.decode(token, "c", scope)) == 2
+    # The key vanished: resume after every key sharing its truncated prefix.
+    assert tokens.resume_index([keys[0], keys[2], keys[3]], tokens.decode(token, "c", scope)) == 2
+
+
+def _manifest():
+    return Manifest(
+        collection_id="c",
+        face_model_version="m1",
+        created_at=datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC),
+        index=PARAMS,
+        segments=(SegmentRef("s1", 3, "a" * 64, "b" * 64, 123),),
+        tombstones=frozenset({"f1"}),
+        users={"u": ("f2", "f3")},
+        serial=4,
+    )
+
+
+def test_manifest_round_trip_records_every_index_parameter():
+    manifest = _manifest()
+    body = manifest.to_json()
+    assert json.loads(body)["index"] == {
+        "space": "cosine",
+        "dim": 8,
+        "M": 16,
+        "ef_construction": 100,
+        "ef": 50,
+    }
+    assert json.loads(body)["format"] == FORMAT_VERSION
+    assert Manifest.from_json(body, "x") == manifest
+    assert manifest.face_count == 2 and manifest.user_of() == {"f2": "u", "f3": "u"}
+    assert manifest.evolve(tombstones=frozenset()).serial == 5
+
+
+def test_manifest_from_newer_version_or_garbage_is_refused():
+    document = json.loads(_manifest().to_json())
+    document["format"] = FORMAT_VERSION + 1
+    with pytest.raises(ManifestFormatError) as error:
+        Manifest.from_json(json.dumps(document).encode(), "of collection c")
+    assert "has format version 2; this FaceSearch reads versions up to 1" in error.value.message
+    with pytest.raises(ManifestFormatError) as error:
+        Manifest.from_json(b"{not json", "of collection c")
+    assert error.value.message == "The manifest of collection c is not a readable collection manifest."
+    del document["index"]
+    document["format"] = FORMAT_VERSION
+    with pytest.raises(ManifestFormatError) as error:
+        Manifest.from_json(json.dumps(document).encode(), "of collection c")
+    assert error.value.message.startswith("The manifest of collection c is malformed")
+
+
+def _records(n):
+    return tuple(
+        FaceRecord(
+            str(uuid.UUID(int=i + 1)),
+            "img",
+            None if i % 2 else "ext",
+            BoundingBox(0.1, 0.2, 0.3, 0.4),
+            98.0,
+            "m1",
+        )
+        for i in range(n)
+    )
+
+
+def test_segment_build_and_reload(tmp_path):
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(20, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    built = segment.build("s1", _records(20), vectors, PARAMS, "m1")
+    assert built.ref.count == 20 and built.ref.bin_bytes == len(built.bin_body)
+    assert segment.parse_records(built.json_body, built.ref) == _records(20)
+    path = tmp_path / "g.bin"
+    path.write_bytes(built.bin_body)
+    index = segment.load_graph(path, built.ref, PARAMS)
+    loaded = segment.LoadedSegment(built.ref, _records(20), {}, index)
+    hits = segment.search(loaded, vectors[7], k=3, ef=PARAMS.ef)
+    assert hits[0][0] == 7 and hits[0][1] == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(index.get_items([7], return_type="numpy")[0], vectors[7], atol=1e-6)
+
+
+def test_segment_decode_failures_are_corrupt_segment_errors(tmp_path):
+    built = segment.build("s1", _records(4), np.eye(4, 8, dtype=np.float32), PARAMS, "m1")
+    with pytest.raises(CorruptSegmentError) as error:
+        segment.parse_records(built.json_body[:-5], built.ref)
+    assert error.value.message.startswith("Segment s1 has unreadable face records")
+    wrong = SegmentRef("s1", 5, "", "", 0)
+    with pytest.raises(CorruptSegmentError) as error:
+        segment.parse_records(built.json_body, wrong)
+    assert error.value.message == "Segment s1 holds 4 face records; its manifest says 5."
+    newer = json.loads(built.json_body)
+    newer["format"] = segment.SEGMENT_FORMAT_VERSION + 1
+    with pytest.raises(CorruptSegmentError) as error:
+        segment.parse_records(json.dumps(newer).encode(), built.ref)
+    assert "format version 2" in error.value.message
+    path = tmp_path / "g.bin"
+    path.write_bytes(built.bin_body[: len(built.bin_body) // 3])
+    with pytest.raises(CorruptSegmentError) as error:
+        segment.load_graph(path, built.ref, PARAMS)
+    assert error.value.message.startswith("Segment s1 has an unreadable graph")

@@ -1,0 +1,175 @@
+"""template.yaml against the code: env names are settings constants, runtime and limits agree, IAM is tight.
+
+The template is read with ``facesearch invoke``'s own loader and resolver, which these tests also cover.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from facesearch import invoke, settings
+from facesearch.protocol import telemetry
+from facesearch.settings import REPO_ROOT, Settings
+
+TEMPLATE = invoke.load_template(REPO_ROOT / "template.yaml")
+RESOURCES = TEMPLATE["Resources"]
+FUNCTION = RESOURCES["FaceSearchFunction"]["Properties"]
+VARIABLES = FUNCTION["Environment"]["Variables"]
+
+
+def _check_build():
+    spec = importlib.util.spec_from_file_location("check_build", REPO_ROOT / "layers" / "check_build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _resolve(node, **parameters):
+    return invoke._Resolver(TEMPLATE, parameters, "eu-west-1").resolve(node)
+
+
+def test_every_facesearch_variable_is_a_settings_constant():
+    constants = {value for name, value in vars(settings).items() if name.startswith("ENV_")}
+    named = {name for name in VARIABLES if name.startswith("FACESEARCH_")}
+    assert named <= constants
+    assert {settings.ENV_STORE, settings.ENV_MODELS_DIR, settings.ENV_ALLOWED_IMAGE_BUCKETS} <= named
+
+
+def test_template_defaults_make_valid_settings():
+    environment = {name: str(_resolve(value)) for name, value in VARIABLES.items()}
+
+    resolved = Settings.from_env(environment)
+
+    assert VARIABLES[settings.ENV_MODELS_DIR] == str(settings.LAMBDA_MODELS_DIR)
+    assert resolved.store == "s3://CollectionsBucket"  # a Ref resolves to the logical id locally, as in SAM
+    assert resolved.allowed_image_buckets == ("CollectionsBucket",)
+    tmp_bytes = int(TEMPLATE["Parameters"]["EphemeralStorage"]["Default"]) * 1024 * 1024
+    assert 0.9 * tmp_bytes < resolved.cache_max_bytes < tmp_bytes
+    assert str(resolved.cache_dir).startswith("/tmp/")
+    assert resolved.intra_op_threads == TEMPLATE["Parameters"]["OnnxThreads"]["Default"]
+
+
+def test_powertools_names_match_the_telemetry_defaults():
+    assert VARIABLES["POWERTOOLS_SERVICE_NAME"] == telemetry.SERVICE_NAME
+    assert VARIABLES["POWERTOOLS_METRICS_NAMESPACE"] == telemetry.METRICS_NAMESPACE
+    assert _resolve(VARIABLES["POWERTOOLS_LOG_LEVEL"]) == "INFO"
+    assert FUNCTION["Tracing"] == "Active"
+
+
+def test_runtime_agrees_with_layers_makefile_and_build_check():
+    runtime = FUNCTION["Runtime"]
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    version = re.search(r"^LAMBDA_PYTHON_VERSION := (\S+)$", makefile, re.MULTILINE).group(1)
+    deps_makefile = (REPO_ROOT / "layers" / "deps" / "Makefile").read_text()
+
+    assert runtime == f"python{version}"
+    assert f"LAMBDA_PYTHON ?= {runtime}" in deps_makefile
+    for layer in ("DepsLayer", "ModelsLayer"):
+        assert RESOURCES[layer]["Properties"]["CompatibleRuntimes"] == [runtime]
+        assert RESOURCES[layer]["Metadata"]["BuildMethod"] == "makefile"
+    assert runtime in _check_build().RUNTIME_LIBRARIES
+
+
+def test_architecture_is_a_parameter_x86_64_by_default_arm64_allowed():
+    parameter = TEMPLATE["Parameters"]["Architecture"]
+    assert parameter["Default"] == "x86_64"
+    assert parameter["AllowedValues"] == ["x86_64", "arm64"]
+    assert FUNCTION["Architectures"] == [{"Ref": "Architecture"}]
+
+
+def test_api_is_iam_authenticated_post_root_without_binary_media_types():
+    api = RESOURCES["FaceSearchApi"]["Properties"]
+    event = FUNCTION["Events"]["Rekognition"]
+
+    assert api["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    assert "BinaryMediaTypes" not in api
+    assert event["Type"] == "Api"
+    assert (event["Properties"]["Path"], event["Properties"]["Method"]) == ("/", "POST")
+    too_large = api["GatewayResponses"]["REQUEST_TOO_LARGE"]
+    assert too_large["ResponseParameters"]["Headers"]["x-amzn-ErrorType"] == "'ImageTooLargeException'"
+
+
+def test_bucket_is_encrypted_and_private():
+    bucket = RESOURCES["CollectionsBucket"]["Properties"]
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+
+
+def _statements(**parameters) -> list[dict]:
+    statements = []
+    for policy in _resolve(FUNCTION["Policies"], **parameters):
+        if policy is not None:
+            statements.extend(policy["Statement"])
+    return statements
+
+
+def test_policies_reach_only_the_collections_prefix_and_the_allowed_image_buckets():
+    default = {statement["Sid"]: statement for statement in _statements()}
+    listed = {
+        statement["Sid"]: statement for statement in _statements(AllowedImageBuckets="photos-a,photos-b")
+    }
+
+    assert default["CollectionsReadWrite"]["Resource"] == "arn:aws:s3:::CollectionsBucket/collections/*"
+    assert default["CollectionsList"]["Condition"]["StringLike"]["s3:prefix"] == [
+        "collections/",
+        "collections/*",
+    ]
+    assert default["OwnImagesRead"] == {
+        "Sid": "OwnImagesRead",
+        "Effect": "Allow",
+        "Action": "s3:GetObject",
+        "Resource": "arn:aws:s3:::CollectionsBucket/images/*",
+    }
+    assert "AllowedImageBucketsRead" not in default
+    assert listed["AllowedImageBucketsRead"]["Resource"] == [
+        "arn:aws:s3:::photos-a/*",
+        "arn:aws:s3:::photos-b/*",
+    ]
+    assert listed["AllowedImageBucketsRead"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    for statement in [*default.values(), *listed.values()]:
+        assert "*" not in statement["Action"]
+
+
+def test_function_environment_layers_overrides_like_sam_local():
+    environment = invoke.function_environment(
+        parameters={"AllowedImageBuckets": "photos", "LogLevel": "DEBUG"},
+        env_vars={
+            "Parameters": {"FACESEARCH_STORE": "/everyone"},
+            "FaceSearchFunction": {"FACESEARCH_STORE": "/mine"},
+        },
+        region="eu-west-1",
+    )
+
+    assert environment[settings.ENV_STORE] == "/mine"
+    assert environment[settings.ENV_ALLOWED_IMAGE_BUCKETS] == "CollectionsBucket,photos"
+    assert environment["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
+    assert environment["AWS_REGION"] == "eu-west-1"
+    assert environment["AWS_LAMBDA_FUNCTION_NAME"] == "FaceSearchFunction"
+    if not settings.LAMBDA_MODELS_DIR.exists():
+        assert environment[settings.ENV_MODELS_DIR] == str(settings.LOCAL_MODELS_DIR)
+
+
+def test_resolver_refuses_what_it_cannot_evaluate():
+    with pytest.raises(invoke.TemplateError, match="Fn::GetAZs is not evaluated locally"):
+        _resolve({"Fn::GetAZs": ""})
+    with pytest.raises(invoke.TemplateError, match="unknown Ref Nowhere"):
+        _resolve({"Ref": "Nowhere"})
+
+
+def test_invoke_runs_a_direct_event_in_the_function_environment(tmp_path):
+    environment = invoke.function_environment(
+        env_vars={
+            "FaceSearchFunction": {"FACESEARCH_STORE": str(tmp_path), "POWERTOOLS_METRICS_DISABLED": "true"}
+        }
+    )
+    event = {"Operation": "ListCollections", "Parameters": {}}
+
+    assert invoke.invoke(event, environment) == {
+        "StatusCode": 200,
+        "Body": {"CollectionIds": [], "FaceModelVersions": []},
+    }
+    assert Path(tmp_path).is_dir()
