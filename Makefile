@@ -17,6 +17,8 @@ SAM_PATH := $(shell p=$$(pyenv prefix $(LAMBDA_PYTHON_VERSION) 2>/dev/null) && p
 SAM_ENV := PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0
 # boto3 as the Lambda runtime provides it (not in the layers), for checking the built function.
 LAMBDA_RUNTIME_SDK := build/lambda-runtime
+# The template's Architecture parameter; the layers build for this machine, so arm64 needs an arm64 host.
+ARCHITECTURE ?= x86_64
 
 setup: $(VENV)/.installed
 
@@ -54,11 +56,11 @@ sam-lint: $(SAM_VENV)/.installed
 	$(SAM_ENV) $(SAM) validate --lint --region us-east-1
 
 sam-build: models $(SAM_VENV)/.installed
-	$(SAM_ENV) $(SAM) build
+	$(SAM_ENV) $(SAM) build --parameter-overrides Architecture=$(ARCHITECTURE)
 
 sam-check: sam-lint sam-build $(LAMBDA_RUNTIME_SDK)/.installed
 	$(SAM_ENV) $(BIN)/python layers/check_build.py --build-dir .aws-sam/build \
-		--runtime-sdk $(LAMBDA_RUNTIME_SDK) --runtime python$(LAMBDA_PYTHON_VERSION)
+		--runtime-sdk $(LAMBDA_RUNTIME_SDK) --runtime python$(LAMBDA_PYTHON_VERSION) --architecture $(ARCHITECTURE)
 
 clean:
 	rm -rf $(VENV) build .aws-sam

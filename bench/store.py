@@ -36,6 +36,8 @@ import numpy as np
 from facesearch.domain import BoundingBox, FaceRecord
 from facesearch.store import open_store
 from facesearch.store.blobs import NOT_MODIFIED
+from facesearch.store.collections import DEFAULT_INDEX
+from facesearch.store.manifest import IndexParams
 
 MODEL = "bench-model"
 K = 10
@@ -98,13 +100,15 @@ def _data(kind: str, rng, n: int, dim: int, queries: int) -> tuple[np.ndarray, n
     )
 
 
-def run(kind: str, n: int, dim: int, queries: int, root: Path, seed: int, sweep: list[int]) -> dict:
+def run(
+    kind: str, n: int, dim: int, queries: int, root: Path, seed: int, sweep: list[int], hnsw: dict
+) -> dict:
     rng = np.random.default_rng(seed)
     vectors, query_set = _data(kind, rng, n, dim, queries)
     records = _records(rng, n)
     location, cache = root / f"store-{kind}-{n}", root / f"cache-{kind}-{n}"
     store = open_store(str(location), cache, cache_max_bytes=1 << 40)
-    store.create_collection("bench", face_model_version=MODEL, dim=dim)
+    store.create_collection("bench", face_model_version=MODEL, dim=dim, index=IndexParams(dim=dim, **hnsw))
     start = time.perf_counter()
     store.add_faces("bench", records, vectors)
     build_s = time.perf_counter() - start
@@ -168,6 +172,7 @@ def run(kind: str, n: int, dim: int, queries: int, root: Path, seed: int, sweep:
         f"recall_at_10_above_cos_{MATCH_COSINE}": round(matches_found / matches, 4) if matches else None,
         "true_neighbours_above_cos": matches,
         "ef_sweep": ef_sweep,
+        "index": hnsw,
         "warm_read_blob_calls": counting.calls,
         "warm_read_not_modified": counting.not_modified,
         "index_rss_mb": round(rss_loaded - rss_before, 1),
@@ -187,7 +192,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--data", nargs="+", choices=["identity", "uniform"], default=["identity", "uniform"])
     parser.add_argument("--ef-sweep", type=int, nargs="*", default=[64, 160, 400, 800])
+    parser.add_argument("--m", type=int, default=DEFAULT_INDEX["m"], help="HNSW M")
+    parser.add_argument("--ef-construction", type=int, default=DEFAULT_INDEX["ef_construction"])
+    parser.add_argument(
+        "--ef", type=int, default=DEFAULT_INDEX["ef"], help="search ef stored in the manifest"
+    )
     args = parser.parse_args()
+    hnsw = {
+        "space": DEFAULT_INDEX["space"],
+        "m": args.m,
+        "ef_construction": args.ef_construction,
+        "ef": args.ef,
+    }
+    print(f"index: {hnsw}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="facesearch-bench-") as folder:
         print(
@@ -196,7 +213,7 @@ def main() -> None:
         )
         for n in args.n:
             for kind in args.data:
-                row = run(kind, n, args.dim, args.queries, Path(folder), args.seed, args.ef_sweep)
+                row = run(kind, n, args.dim, args.queries, Path(folder), args.seed, args.ef_sweep, hnsw)
                 rows.append(row)
                 sweep = "  ".join(
                     f"ef={s['ef']}: {s['recall_at_10']:.4f}@{s['p50_ms']}ms" for s in row["ef_sweep"]

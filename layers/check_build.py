@@ -38,6 +38,8 @@ RUNTIME_LIBRARIES = {
     "python3.12": {"GLIBC": (2, 34), "GLIBCXX": (3, 4, 29), "CXXABI": (1, 3, 13)},
     "python3.13": {"GLIBC": (2, 34), "GLIBCXX": (3, 4, 29), "CXXABI": (1, 3, 13)},
 }
+# ELF e_machine of each Lambda architecture: the layers' Makefiles build for the build machine's.
+ELF_MACHINES = {"x86_64": 62, "arm64": 183}
 _SYMBOL_VERSION = re.compile(r"\b(GLIBC|GLIBCXX|CXXABI)_(\d+(?:\.\d+)+)\b")
 
 
@@ -73,26 +75,39 @@ def required_versions(library: Path) -> dict[str, tuple[int, ...]]:
     return newest
 
 
-def check_native_libraries(build_dir: Path, runtime: str) -> None:
-    """Fail if any shared object needs a newer glibc/libstdc++ than the runtime's OS has."""
+def elf_machine(library: Path) -> int:
+    """The ELF header's e_machine (little-endian ELF, as on both Lambda architectures)."""
+    with library.open("rb") as f:
+        header = f.read(20)
+    if header[:4] != b"\x7fELF":
+        raise SystemExit(f"{library} is not an ELF shared object")
+    return int.from_bytes(header[18:20], "little")
+
+
+def check_native_libraries(build_dir: Path, runtime: str, architecture: str) -> None:
+    """Fail on libraries for another architecture or needing newer glibc/libstdc++ than the runtime's."""
     limits = RUNTIME_LIBRARIES[runtime]
     newest: dict[str, tuple[tuple[int, ...], Path]] = {}
+    failures = []
     count = 0
     for library in sorted(build_dir.rglob("*.so*")):
         if not library.is_file() or library.is_symlink():
             continue
         count += 1
+        if elf_machine(library) != ELF_MACHINES[architecture]:
+            failures.append(
+                f"{library} is not built for {architecture} (build on {architecture} or --use-container)"
+            )
         for family, version in required_versions(library).items():
             if family not in newest or version > newest[family][0]:
                 newest[family] = (version, library)
-    failures = []
     for family, (version, library) in sorted(newest.items()):
         allowed = limits[family]
         shown = ".".join(map(str, version))
         print(f"  newest {family:<8} {shown:<10} ({library.relative_to(build_dir)}); {runtime} has {allowed}")
         if version > allowed:
             failures.append(f"{library} needs {family}_{shown}, newer than {runtime}'s")
-    print(f"  {count} shared objects checked")
+    print(f"  {count} shared objects checked ({architecture})")
     if failures:
         raise SystemExit("\n".join(failures))
 
@@ -183,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-dir", type=Path, default=ROOT / ".aws-sam" / "build")
     parser.add_argument("--runtime-sdk", type=Path, default=ROOT / "build" / "lambda-runtime")
     parser.add_argument("--runtime", default="python3.12", choices=sorted(RUNTIME_LIBRARIES))
+    parser.add_argument("--architecture", default="x86_64", choices=sorted(ELF_MACHINES))
     args = parser.parse_args(argv)
     if args.command == "smoke":
         smoke()
@@ -190,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     build_dir = args.build_dir.resolve()
     print(f"sam build artifacts in {build_dir}:")
     check_size(build_dir)
-    check_native_libraries(build_dir, args.runtime)
+    check_native_libraries(build_dir, args.runtime, args.architecture)
     check_invocation(build_dir, args.runtime, args.runtime_sdk.resolve())
     print("sam build artifacts: OK")
     return 0

@@ -34,6 +34,9 @@ LOCAL_FUNCTION_NAME = "facesearch-local"
 # Lambda's maximum timeout: the local server never cuts a request short.
 REMAINING_MILLIS = 900_000
 METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
+# One request at a time, as one Lambda container runs them: Powertools keeps the current event, the
+# metrics and the log context per process, not per thread. Connections are still accepted concurrently.
+_CONTAINER = threading.Lock()
 
 
 @dataclass
@@ -126,7 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
         event = to_gateway_event(
             self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
         )
-        result = lambda_handler(event, LocalLambdaContext())
+        with _CONTAINER:
+            result = lambda_handler(event, LocalLambdaContext())
         payload = result.get("body") or ""
         data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
         headers = dict(result.get("headers") or {})

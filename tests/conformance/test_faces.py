@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import uuid
 
 import pytest
+from PIL import Image, ImageFilter
 
 from facesearch.protocol.images import MAX_S3_IMAGE_BYTES, UNREADABLE_S3_OBJECT
 from facesearch.vision.pack import get_pack
@@ -345,3 +347,19 @@ def test_s3_object_version_is_honoured(rekognition, s3, demo_photos, blank_jpeg)
         f"{UNREADABLE_S3_OBJECT} (s3://{IMAGE_BUCKET}/versioned.jpg)",
         Image={"S3Object": {**location, "Version": "no-such-version"}},
     )
+
+
+def test_search_quality_filter_is_honoured(rekognition, indexed, demo_photos):
+    """A blurred photo's largest face passes NONE but fails HIGH (LOW_SHARPNESS): HIGH searches nothing."""
+    collection, index = indexed
+    out = io.BytesIO()
+    Image.open(io.BytesIO(demo_photos[0])).filter(ImageFilter.GaussianBlur(2)).save(out, format="JPEG")
+    blurred = {"Bytes": out.getvalue()}
+    unfiltered = rekognition.search_faces_by_image(CollectionId=collection, Image=blurred)
+    assert unfiltered["FaceMatches"][0]["Face"]["FaceId"] == index["FaceRecords"][0]["Face"]["FaceId"]
+    strict = rekognition.search_faces_by_image(CollectionId=collection, Image=blurred, QualityFilter="HIGH")
+    assert strict["FaceMatches"] == []
+    assert strict["SearchedFaceBoundingBox"] == unfiltered["SearchedFaceBoundingBox"]
+    by_users = rekognition.search_users_by_image(CollectionId=collection, Image=blurred, QualityFilter="HIGH")
+    assert "SearchedFace" not in by_users
+    assert "LOW_SHARPNESS" in by_users["UnsearchedFaces"][0]["Reasons"]

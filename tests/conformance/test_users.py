@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from PIL import Image
 
 from facesearch.vision.pack import get_pack
 from tests.conformance.conftest import expect_error
@@ -237,4 +240,29 @@ def test_list_users_token_from_another_collection(rekognition, collection):
         "Invalid pagination token: it is malformed or was issued for another listing.",
         CollectionId=other,
         NextToken=token,
+    )
+
+
+def test_a_user_holds_at_most_100_faces(rekognition, collection, demo_photos):
+    out = io.BytesIO()
+    photo = Image.open(io.BytesIO(demo_photos[0]))
+    photo.resize((640, round(photo.height * 640 / photo.width))).save(out, format="JPEG")
+    face_ids: list[str] = []
+    while len(face_ids) <= 100:
+        response = rekognition.index_faces(CollectionId=collection, Image={"Bytes": out.getvalue()})
+        face_ids += [record["Face"]["FaceId"] for record in response["FaceRecords"]]
+    rekognition.create_user(CollectionId=collection, UserId="crowd")
+    full = rekognition.associate_faces(
+        CollectionId=collection, UserId="crowd", FaceIds=face_ids[:100], UserMatchThreshold=0
+    )
+    assert len(full["AssociatedFaces"]) == 100
+    expect_error(
+        rekognition.associate_faces,
+        "AssociateFaces",
+        "ServiceQuotaExceededException",
+        "The user id: crowd has 100 faces; associating 1 more would exceed the limit of 100 faces per user.",
+        CollectionId=collection,
+        UserId="crowd",
+        FaceIds=face_ids[100:101],
+        UserMatchThreshold=0,
     )

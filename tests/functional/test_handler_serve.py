@@ -90,3 +90,20 @@ def test_server_restores_the_store_setting(tmp_path, monkeypatch):
         assert rekognition(server.url).list_collections()["CollectionIds"] == []
         assert os.environ["FACESEARCH_STORE"] == str(tmp_path)
     assert os.environ["FACESEARCH_STORE"] == "/somewhere/else"
+
+
+def test_concurrent_clients_each_get_their_own_answer(local):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ids = [f"parallel-{i}" for i in range(8)]
+
+    def roundtrip(collection_id: str) -> tuple[str, str]:
+        client = rekognition(local.url)
+        client.create_collection(CollectionId=collection_id)
+        arns = {client.describe_collection(CollectionId=collection_id)["CollectionARN"] for _ in range(5)}
+        return collection_id, arns.pop() if len(arns) == 1 else repr(arns)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for collection_id, arn in pool.map(roundtrip, ids):
+            assert arn.endswith(f":collection/{collection_id}")
+    assert rekognition(local.url).list_collections()["CollectionIds"] == sorted(ids)

@@ -86,6 +86,7 @@ def test_api_is_iam_authenticated_post_root_without_binary_media_types():
     event = FUNCTION["Events"]["Rekognition"]
 
     assert api["Auth"]["DefaultAuthorizer"] == "AWS_IAM"
+    assert api["Auth"]["InvokeRole"] == "NONE"  # else SAM invokes with the caller's credentials
     assert "BinaryMediaTypes" not in api
     assert event["Type"] == "Api"
     assert (event["Properties"]["Path"], event["Properties"]["Method"]) == ("/", "POST")
@@ -132,6 +133,21 @@ def test_policies_reach_only_the_collections_prefix_and_the_allowed_image_bucket
     assert listed["AllowedImageBucketsRead"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
     for statement in [*default.values(), *listed.values()]:
         assert "*" not in statement["Action"]
+
+
+def test_an_existing_bucket_replaces_the_stacks_own_everywhere():
+    environment = {name: _resolve(value, BucketName="my-faces") for name, value in VARIABLES.items()}
+    statements = {statement["Sid"]: statement for statement in _statements(BucketName="my-faces")}
+    outputs = TEMPLATE["Outputs"]
+
+    assert environment[settings.ENV_STORE] == "s3://my-faces"
+    assert environment[settings.ENV_ALLOWED_IMAGE_BUCKETS] == "my-faces"
+    assert statements["CollectionsReadWrite"]["Resource"] == "arn:aws:s3:::my-faces/collections/*"
+    assert statements["CollectionsList"]["Resource"] == "arn:aws:s3:::my-faces"
+    assert statements["OwnImagesRead"]["Resource"] == "arn:aws:s3:::my-faces/images/*"
+    assert _resolve(outputs["CollectionsBucketName"]["Value"], BucketName="my-faces") == "my-faces"
+    for resource in ("CollectionsBucket", "CollectionsBucketPolicy"):
+        assert RESOURCES[resource]["Condition"] == "CreateBucket"
 
 
 def test_function_environment_layers_overrides_like_sam_local():

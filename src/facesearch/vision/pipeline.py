@@ -31,7 +31,8 @@ MIN_FACE_PX = 40.0
 TILE_EDGE_PX = 2.0
 
 
-@dataclass(frozen=True)
+# Identity equality: a face holds a numpy array, which has no single truth value under ==.
+@dataclass(frozen=True, eq=False)
 class DetectedFace:
     """One face: box and landmarks as image ratios, pose, quality, and its embedding (if asked for)."""
 
