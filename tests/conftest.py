@@ -27,7 +27,9 @@ def facedata() -> dict:
     """The labelled dev face set (../shared/facedata/dev); tests that need it skip on a fresh clone."""
     manifest = FACEDATA_DIR / "manifest.json"
     if not manifest.exists():
-        pytest.skip(f"labelled face set not found at {FACEDATA_DIR} (set {ENV_FACEDATA_DIR}); it is not shipped")
+        pytest.skip(
+            f"labelled face set not found at {FACEDATA_DIR} (set {ENV_FACEDATA_DIR}); it is not shipped"
+        )
     data = json.loads(manifest.read_text())
     data["root"] = FACEDATA_DIR
     return data

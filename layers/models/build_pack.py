@@ -162,7 +162,7 @@ def write_manifest(root: Path, version: str, precision: str, files: dict[str, Pa
     tarball = registry.fetch_tarball(registry.FACEPLUGIN)
     manifest = {
         "schema": MANIFEST_SCHEMA,
-        "pack_name": root.name,
+        "pack_name": version,
         "face_model_version": version,
         "released": RELEASED,
         "precision": precision,

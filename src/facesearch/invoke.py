@@ -11,6 +11,7 @@ mapped to where the layer's content is built locally. The shell's own environmen
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -236,10 +237,14 @@ def function_sandbox(environment: Mapping[str, str]) -> Iterator[None]:
 
 
 def invoke(event: Mapping[str, Any], environment: Mapping[str, str]) -> dict[str, Any]:
-    """Run ``lambda_handler`` on ``event`` inside the function's environment; returns its result."""
+    """Run ``lambda_handler`` on ``event`` inside the function's environment; returns its result.
+
+    What the function prints (JSON logs, EMF metrics) is its log stream: it goes to stderr, as
+    ``sam local invoke`` shows it, so that stdout carries only the result.
+    """
     from facesearch.server import LocalLambdaContext
 
-    with function_sandbox(environment):
+    with function_sandbox(environment), contextlib.redirect_stdout(sys.stderr):
         from facesearch.handler import lambda_handler
 
         context = LocalLambdaContext(

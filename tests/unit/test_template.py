@@ -6,6 +6,7 @@ The template is read with ``facesearch invoke``'s own loader and resolver, which
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -189,3 +190,23 @@ def test_invoke_runs_a_direct_event_in_the_function_environment(tmp_path):
         "Body": {"CollectionIds": [], "FaceModelVersions": []},
     }
     assert Path(tmp_path).is_dir()
+
+
+def test_facesearch_invoke_command_prints_the_handler_result(tmp_path, capsys):
+    from facesearch import cli
+
+    env_vars = tmp_path / "env.json"
+    env_vars.write_text(json.dumps({"FaceSearchFunction": {"FACESEARCH_STORE": str(tmp_path / "store")}}))
+    event = REPO_ROOT / "events" / "direct-create-collection.json"
+
+    status = cli.main(
+        ["invoke", str(event), "--env-vars", str(env_vars), "--parameter-overrides", "LogLevel=ERROR"]
+    )
+
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert status == 0
+    assert result["StatusCode"] == 200
+    assert result["Body"]["CollectionArn"].endswith(":collection/demo")
+    assert str(tmp_path / "store") in captured.err
+    assert (tmp_path / "store" / "collections" / "demo" / "manifest.json").is_file()
