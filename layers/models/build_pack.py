@@ -33,6 +33,10 @@ DEFAULT_CACHE = REPO_ROOT / "build" / "cache"
 
 PACK_NAME = "faceplugin-fr-int8-1.0"
 FP32_PACK_NAME = "faceplugin-fr-fp32-1.0"
+# What collections are pinned to and the wire reports: numeric, as the model's IndexFacesModelVersion
+# pattern ([0-9.]+) and Rekognition's own answers ("7.0") have it. The next pack takes "2.0".
+FACE_MODEL_VERSION = "1.0"
+FP32_FACE_MODEL_VERSION = "1.0-fp32"
 RELEASED = "2026-11-25"
 EMBEDDING_DIM = 512
 SOURCE_MEMBERS = {
@@ -158,11 +162,13 @@ def similarity_constants() -> dict:
     return json.loads(SIMILARITY_FILE.read_text())
 
 
-def write_manifest(root: Path, version: str, precision: str, files: dict[str, Path], extra: dict) -> None:
+def write_manifest(
+    root: Path, pack_name: str, version: str, precision: str, files: dict[str, Path], extra: dict
+) -> None:
     tarball = registry.fetch_tarball(registry.FACEPLUGIN)
     manifest = {
         "schema": MANIFEST_SCHEMA,
-        "pack_name": version,
+        "pack_name": pack_name,
         "face_model_version": version,
         "released": RELEASED,
         "precision": precision,
@@ -192,8 +198,8 @@ def write_manifest(root: Path, version: str, precision: str, files: dict[str, Pa
     tmp.replace(root / MANIFEST_NAME)
 
 
-def up_to_date(root: Path) -> bool:
-    """The pack exists, every file matches its sha256, and it carries the current constants."""
+def up_to_date(root: Path, version: str) -> bool:
+    """The pack exists, every file matches its sha256, and it carries the current version and constants."""
     try:
         manifest = json.loads((root / MANIFEST_NAME).read_text())
         ModelPack.load(root, verify=True)
@@ -202,7 +208,9 @@ def up_to_date(root: Path) -> bool:
         log(f"{root.name}: rebuilding ({type(exc).__name__}: {exc})")
         return False
     current = (
-        manifest.get("preprocessing") == PREPROCESSING
+        manifest.get("face_model_version") == version
+        and manifest.get("pack_name") == root.name
+        and manifest.get("preprocessing") == PREPROCESSING
         and manifest.get("similarity") == similarity_constants()
     )
     if not current:
@@ -286,7 +294,7 @@ def build(out: Path, cache: Path) -> Path:
             strict=True,
         )
     )
-    write_manifest(fp32_root, FP32_PACK_NAME, "fp32", sources, {})
+    write_manifest(fp32_root, FP32_PACK_NAME, FP32_FACE_MODEL_VERSION, "fp32", sources, {})
     staging = out / f".{PACK_NAME}.staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -295,7 +303,7 @@ def build(out: Path, cache: Path) -> Path:
         files[role] = staging / source.name.replace(".onnx", ".int8.onnx")
         quantize_weights(source, files[role])
     # Verification needs a complete manifest to load the staged pack.
-    write_manifest(staging, PACK_NAME, "int8-weight-only", files, {})
+    write_manifest(staging, PACK_NAME, FACE_MODEL_VERSION, "int8-weight-only", files, {})
     photos = registry.extract(registry.FACE_API, SAMPLE_MEMBERS, cache / "samples")
     try:
         verification = verify(
@@ -306,7 +314,9 @@ def build(out: Path, cache: Path) -> Path:
     except SystemExit:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    write_manifest(staging, PACK_NAME, "int8-weight-only", files, {"verification": verification})
+    write_manifest(
+        staging, PACK_NAME, FACE_MODEL_VERSION, "int8-weight-only", files, {"verification": verification}
+    )
     final = out / PACK_NAME
     shutil.rmtree(final, ignore_errors=True)
     staging.replace(final)
@@ -327,7 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even when the pack verifies")
     args = parser.parse_args(argv)
     fp32_manifest = args.cache / "packs-fp32" / FP32_PACK_NAME
-    if not args.force and up_to_date(args.out / PACK_NAME) and up_to_date(fp32_manifest):
+    if (
+        not args.force
+        and up_to_date(args.out / PACK_NAME, FACE_MODEL_VERSION)
+        and up_to_date(fp32_manifest, FP32_FACE_MODEL_VERSION)
+    ):
         log(f"{args.out / PACK_NAME} is up to date")
         return 0
     build(args.out, args.cache)

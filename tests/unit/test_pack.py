@@ -43,7 +43,7 @@ def two_packs(model_pack, tmp_path, monkeypatch):
 def test_built_pack_manifest_describes_its_files_and_source(model_pack):
     pack = get_pack()
     manifest = json.loads((pack.root / MANIFEST_NAME).read_text())
-    assert manifest["face_model_version"] == pack.face_model_version == "faceplugin-fr-int8-1.0"
+    assert manifest["face_model_version"] == pack.face_model_version == "1.0"
     assert manifest["source"] == {
         "package": "faceplugin-face-recognition-js",
         "version": "0.0.1",

@@ -66,7 +66,7 @@ class EmbedConfig:
 class ModelPack:
     """One model pack, built from its manifest.json; a collection is pinned to its ``face_model_version``."""
 
-    face_model_version: str  # what Rekognition calls FaceModelVersion, e.g. "faceplugin-fr-int8-1.0"
+    face_model_version: str  # what Rekognition calls FaceModelVersion, e.g. "1.0"
     dim: int
     root: Path
     released: str

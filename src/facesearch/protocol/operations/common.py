@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import re
-
-from facesearch.domain import CollectionInfo, FaceRecord
+from facesearch.domain import CollectionInfo
 from facesearch.errors import InvalidParameterException
 from facesearch.protocol.shapes import ComparedFace, FaceDetail
 from facesearch.store import get_store
@@ -16,15 +13,6 @@ from facesearch.vision.pipeline import DetectedFace
 # Quality, Landmarks); requesting others (ALL, AGE_RANGE, EMOTIONS...) is refused rather than ignored.
 SUPPORTED_ATTRIBUTES = ("DEFAULT",)
 NO_FACE_MESSAGE = "There are no faces in the image. Should be at least 1."
-# The model's IndexFacesModelVersion pattern is [0-9.]+ (Rekognition answers "7.0"); a pack's FaceModelVersion
-# names the pack and ends in its number ("faceplugin-fr-int8-1.0"), which is what the wire carries there.
-_NUMERIC_VERSION = re.compile(r"[0-9][0-9.]*$")
-
-
-def wire_face(record: FaceRecord) -> FaceRecord:
-    """A stored face as the Face shape reports it (IndexFacesModelVersion in its numeric form)."""
-    match = _NUMERIC_VERSION.search(record.index_faces_model_version)
-    return dataclasses.replace(record, index_faces_model_version=match.group(0)) if match else record
 
 
 def collection_pack(collection_id: str) -> tuple[CollectionInfo, ModelPack]:

@@ -15,7 +15,6 @@ from facesearch.protocol.operations.common import (
     check_attributes,
     collection_pack,
     face_detail,
-    wire_face,
 )
 from facesearch.protocol.shapes import (
     MAX_FACES_PER_IMAGE,
@@ -42,9 +41,7 @@ from facesearch.vision.quality import apply_quality_filter
 
 
 def _matches(pack: ModelPack, hits: list[tuple[FaceRecord, float]]) -> tuple[FaceMatch, ...]:
-    matches = [
-        FaceMatch(similarity=pack.similarity(cosine), face=wire_face(record)) for record, cosine in hits
-    ]
+    matches = [FaceMatch(similarity=pack.similarity(cosine), face=record) for record, cosine in hits]
     matches.sort(key=lambda match: match.similarity, reverse=True)
     count("Matches", len(matches))
     return tuple(matches)
@@ -80,7 +77,7 @@ def index_faces(request: IndexFacesRequest, context) -> IndexFacesResponse:
     count("FacesIndexed", len(records))
     return IndexFacesResponse(
         face_records=tuple(
-            IndexedFace(face=wire_face(record), face_detail=face_detail(face))
+            IndexedFace(face=record, face_detail=face_detail(face))
             for record, face in zip(records, kept, strict=True)
         ),
         face_model_version=info.face_model_version,
@@ -150,7 +147,7 @@ def list_faces(request: ListFacesRequest, context) -> ListFacesResponse:
         face_ids=request.face_ids,
     )
     return ListFacesResponse(
-        faces=tuple(wire_face(record) for record in page.items),
+        faces=tuple(page.items),
         face_model_version=info.face_model_version,
         next_token=page.next_token,
     )
