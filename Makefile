@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODELS_DIR ?= build/models
 
-.PHONY: setup models demo test lint bench clean sam-lint sam-build sam-check
+.PHONY: setup models demo test lint clean sam-lint sam-build sam-check
 
 # SAM CLI lives in its own venv: its pinned dependencies would fight the project's boto3/moto.
 SAM_VENV ?= build/sam-venv
