@@ -95,6 +95,18 @@ def test_api_is_iam_authenticated_post_root_without_binary_media_types():
     assert too_large["ResponseParameters"]["Headers"]["x-amzn-ErrorType"] == "'ImageTooLargeException'"
 
 
+@pytest.mark.parametrize("response_type", ["REQUEST_TOO_LARGE", "DEFAULT_5XX"])
+def test_gateway_responses_speak_the_json_error_shape_boto3_parses(response_type):
+    """What API Gateway answers itself (oversized bodies, failed invocations) is a declared wire error."""
+    response = RESOURCES["FaceSearchApi"]["Properties"]["GatewayResponses"][response_type]
+    code = response["ResponseParameters"]["Headers"]["x-amzn-ErrorType"].strip("'")
+    body = json.loads(response["ResponseTemplates"]["application/json"])
+
+    assert body["__type"] == code
+    assert code in {"ImageTooLargeException", "InternalServerError"}
+    assert "Image.S3Object" in body["Message"]
+
+
 def test_bucket_is_encrypted_and_private():
     bucket = RESOURCES["CollectionsBucket"]["Properties"]
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
