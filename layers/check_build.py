@@ -10,7 +10,8 @@ Usage (what ``make sam-check`` runs after ``sam build``)::
 3. The runtime's Python version, with nothing on its path but the built function, the built layers'
    python/ folders and boto3 (which the Lambda runtime provides; ``--runtime-sdk`` holds it), imports the
    handler and answers direct invokes: ListCollections, DetectFaces, CreateCollection, IndexFaces and
-   SearchFacesByImage on a folder store with the built models layer as FACESEARCH_MODELS_DIR.
+   SearchFacesByImage on a folder store with the built models layer as FACESEARCH_MODELS_DIR; then the
+   maintenance handler (MaintenanceFunction runs the same code) answers the scheduled event.
 """
 
 from __future__ import annotations
@@ -153,6 +154,15 @@ class _Context:
         return 29_000
 
 
+class _MaintenanceContext(_Context):
+    """MaintenanceFunction's context: its 900 s timeout still ahead."""
+
+    function_name = "MaintenanceFunction"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
 def smoke() -> None:
     """Inside the runtime's Python: import from the artifacts only, then answer real direct invokes."""
     import hnswlib
@@ -161,7 +171,7 @@ def smoke() -> None:
     import PIL
 
     import facesearch
-    from facesearch.handler import lambda_handler
+    from facesearch.handler import lambda_handler, maintenance_handler
 
     for module in (facesearch, numpy, onnxruntime, PIL, hnswlib):
         where = Path(module.__file__).resolve()
@@ -190,6 +200,10 @@ def smoke() -> None:
     if [match["Face"]["FaceId"] for match in found["FaceMatches"]] != [face_id]:
         raise SystemExit(f"SearchFacesByImage did not find the indexed face: {json.dumps(found)}")
     print(f"  the built function answers; image {len(base64.b64decode(face['Bytes']))} bytes, face {face_id}")
+    report = maintenance_handler(load("scheduled-maintenance"), _MaintenanceContext())
+    print(f"  maintenance: {json.dumps(report)}")
+    if report["collections_visited"] != 1 or report["stopped_early"]:
+        raise SystemExit(f"the maintenance handler did not visit the one collection: {json.dumps(report)}")
 
 
 def main(argv: list[str] | None = None) -> int:

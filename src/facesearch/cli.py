@@ -16,7 +16,7 @@ COMMANDS = {
     ),
     "invoke": (
         "facesearch.invoke",
-        "run the Lambda handler on an event file, as `sam local invoke -e` would",
+        "run a function's handler on an event file, as `sam local invoke -e` would",
     ),
 }
 

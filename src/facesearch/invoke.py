@@ -1,4 +1,4 @@
-"""``facesearch invoke EVENT.json``: run the Lambda handler on an event as ``sam local invoke -e`` would.
+"""``facesearch invoke EVENT.json``: run a function's handler on an event as ``sam local invoke -e`` would.
 
 The function's environment comes from template.yaml (its ``Environment.Variables``, with parameters at
 their defaults or ``--parameter-overrides``, pseudo parameters, ``Ref``/``Fn::Sub``/``Fn::Join``/``Fn::If``
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import re
@@ -28,6 +29,14 @@ from facesearch.settings import LOCAL_MODELS_DIR, REPO_ROOT
 
 DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
 FUNCTION_TYPE = "AWS::Serverless::Function"
+# The function an event goes to when the template has several and none is named: the API's.
+DEFAULT_FUNCTION = "FaceSearchFunction"
+# What SAM CLI sets in the container besides the template's variables (the handler, the timeout in s).
+HANDLER_ENV = "AWS_LAMBDA_FUNCTION_HANDLER"
+TIMEOUT_ENV = "AWS_LAMBDA_FUNCTION_TIMEOUT"
+# Lambda's defaults for a function that does not set them.
+DEFAULT_HANDLER = "facesearch.handler.lambda_handler"
+DEFAULT_TIMEOUT_SECONDS = 3
 # What SAM CLI substitutes for pseudo parameters when invoking locally (account id is its placeholder).
 PSEUDO_PARAMETERS = {
     "AWS::AccountId": "123456789012",
@@ -168,7 +177,7 @@ def _flatten(items: Any) -> Iterator[Any]:
 
 
 def find_function(template: Mapping[str, Any], name: str | None = None) -> str:
-    """The function's logical id: ``name`` if given, else the template's only function."""
+    """The function's logical id: ``name`` if given, else the only function, or DEFAULT_FUNCTION."""
     functions = [
         key for key, res in (template.get("Resources") or {}).items() if res.get("Type") == FUNCTION_TYPE
     ]
@@ -176,6 +185,8 @@ def find_function(template: Mapping[str, Any], name: str | None = None) -> str:
         if name not in functions:
             raise TemplateError(f"no function {name} in the template (functions: {', '.join(functions)})")
         return name
+    if len(functions) > 1 and DEFAULT_FUNCTION in functions:
+        return DEFAULT_FUNCTION
     if len(functions) != 1:
         raise TemplateError(f"the template has {len(functions)} functions: name one ({', '.join(functions)})")
     return functions[0]
@@ -212,6 +223,8 @@ def function_environment(
         {
             "AWS_LAMBDA_FUNCTION_NAME": name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory),
+            HANDLER_ENV: str(resolver.resolve(properties.get("Handler", DEFAULT_HANDLER))),
+            TIMEOUT_ENV: str(resolver.resolve(properties.get("Timeout", DEFAULT_TIMEOUT_SECONDS))),
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
         }
@@ -237,21 +250,25 @@ def function_sandbox(environment: Mapping[str, str]) -> Iterator[None]:
 
 
 def invoke(event: Mapping[str, Any], environment: Mapping[str, str]) -> dict[str, Any]:
-    """Run ``lambda_handler`` on ``event`` inside the function's environment; returns its result.
+    """Run the function's handler on ``event`` inside its environment; returns its result.
+
+    The handler is the template's ``Handler`` (``facesearch.handler.lambda_handler`` if the environment
+    does not name one); the context has the function's ``Timeout`` left, as at the start of an invocation.
 
     What the function prints (JSON logs, EMF metrics) is its log stream: it goes to stderr, as
     ``sam local invoke`` shows it, so that stdout carries only the result.
     """
     from facesearch.server import LocalLambdaContext
 
+    module_name, _, attribute = environment.get(HANDLER_ENV, DEFAULT_HANDLER).rpartition(".")
     with function_sandbox(environment), contextlib.redirect_stdout(sys.stderr):
-        from facesearch.handler import lambda_handler
-
+        handler = getattr(importlib.import_module(module_name), attribute)
         context = LocalLambdaContext(
             function_name=environment.get("AWS_LAMBDA_FUNCTION_NAME", "facesearch-local"),
             memory_limit_in_mb=int(environment.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "0")),
+            remaining_millis=int(environment.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_SECONDS)) * 1000,
         )
-        return lambda_handler(dict(event), context)
+        return handler(dict(event), context)
 
 
 def _parameter_overrides(pairs: list[str]) -> dict[str, str]:
@@ -267,7 +284,9 @@ def _parameter_overrides(pairs: list[str]) -> dict[str, str]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("event", type=Path, help="event JSON file, e.g. events/direct-list-collections.json")
     parser.add_argument("--template", "-t", type=Path, default=DEFAULT_TEMPLATE, help="SAM template")
-    parser.add_argument("--function", help="function logical id (default: the template's only function)")
+    parser.add_argument(
+        "--function", help=f"function logical id (default: the only function, else {DEFAULT_FUNCTION})"
+    )
     parser.add_argument("--env-vars", "-n", type=Path, help="JSON file of variables, as for sam local invoke")
     parser.add_argument("--parameter-overrides", nargs="*", default=[], metavar="NAME=VALUE")
     parser.add_argument("--region", help="AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, us-east-1)")

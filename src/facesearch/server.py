@@ -50,9 +50,11 @@ class LocalLambdaContext:
     invoked_function_arn: str = ""
     log_group_name: str = f"/aws/lambda/{LOCAL_FUNCTION_NAME}"
     log_stream_name: str = "local"
+    # What the invocation has left when it starts: the function's Timeout, for ``facesearch invoke``.
+    remaining_millis: int = REMAINING_MILLIS
 
     def get_remaining_time_in_millis(self) -> int:
-        return REMAINING_MILLIS
+        return self.remaining_millis
 
 
 def to_gateway_event(method: str, path: str, headers: dict[str, str], body: bytes, source_ip: str) -> dict:

@@ -121,3 +121,74 @@ def test_tombstone_heavy_segment_still_fills_k(store_location, tmp_path, monkeyp
     hits = store.search("c", vectors[100], k=k)
     assert len(hits) == k and {r.face_id for r, _ in hits} <= keep
     assert recall_at_k(store, "c", live, vectors[:20], k=k) == 1.0
+
+
+def _segment_objects(store, collection_id) -> set[str]:
+    return {info.key for info in store.blobs.list(f"collections/{collection_id}/segments/")}
+
+
+@pytest.mark.parametrize(("budget", "inline_merged"), [(4, 0), (10, 2), (20, 3)])
+def test_a_write_compacts_only_the_smallest_segments_within_the_inline_budget(
+    store_location, tmp_path, monkeypatch, budget, inline_merged
+):
+    from facesearch.store.collections import MAX_SEGMENTS
+
+    monkeypatch.setattr("facesearch.store.collections.INLINE_COMPACTION_MAX_FACES", budget)
+    rng = np.random.default_rng(23)
+    store = open_store(store_location, tmp_path / "cache")
+    store.create_collection("c", face_model_version=MODEL, dim=8)
+    live = {}
+    # Two small segments among big ones, then a third small one that crosses MAX_SEGMENTS.
+    for size in (5, 50, 5, *[50] * (MAX_SEGMENTS - 3), 5):
+        records, vectors = make_faces(rng, size, 8)
+        store.add_faces("c", records, vectors)
+        live.update({r.face_id: v for r, v in zip(records, vectors, strict=True)})
+
+    # The write committed its faces; it merged only the small segments whose 5 faces each fit.
+    segments = _segments(store, "c")
+    assert len(segments) == MAX_SEGMENTS + 1 - inline_merged + (1 if inline_merged else 0)
+    small = [5 * inline_merged] + [5] * (3 - inline_merged) if inline_merged else [5, 5, 5]
+    assert sorted(s["count"] for s in segments if s["count"] != 50) == sorted(small)
+    assert store.describe_collection("c").face_count == len(live)
+    # Without a merge nothing was uploaded but the write's own segment: two objects per segment.
+    assert len(_segment_objects(store, "c")) == 2 * (MAX_SEGMENTS + 1 + (1 if inline_merged else 0))
+
+    # The scheduled path (no budget) merges the whole group the bounds select, if one is still due:
+    # the smallest segments, down to MAX_SEGMENTS // 2.
+    assert store.compact("c") == (inline_merged == 0)
+    assert len(_segments(store, "c")) == (MAX_SEGMENTS // 2 if inline_merged == 0 else len(segments))
+    assert store.describe_collection("c").face_count == len(live)
+    assert recall_at_k(store, "c", live, list(live.values())[:10]) == 1.0
+    assert not store.compact("c")
+
+
+@pytest.mark.parametrize(("budget", "inline"), [(69, False), (70, True)])
+def test_a_tombstone_heavy_segment_is_compacted_inline_only_within_the_budget(
+    store_location, tmp_path, monkeypatch, budget, inline
+):
+    monkeypatch.setattr("facesearch.store.collections.INLINE_COMPACTION_MAX_FACES", budget)
+    rng = np.random.default_rng(29)
+    store = open_store(store_location, tmp_path / "cache")
+    store.create_collection("c", face_model_version=MODEL, dim=8)
+    records, vectors = make_faces(rng, 100, 8)
+    store.add_faces("c", records, vectors)
+    (before,) = _segments(store, "c")
+
+    # 30% deleted: above MAX_TOMBSTONE_SHARE, leaving 70 live faces to re-index.
+    result = store.delete_faces("c", [r.face_id for r in records[:30]])
+
+    assert len(result.deleted) == 30
+    assert store.describe_collection("c").face_count == 70
+    manifest = json.loads(store.blobs.get("collections/c/manifest.json").body)
+    if inline:
+        assert manifest["tombstones"] == [] and [s["count"] for s in manifest["segments"]] == [70]
+    else:
+        assert len(manifest["tombstones"]) == 30 and manifest["segments"] == [before]
+        assert _segment_objects(store, "c") == {
+            f"collections/c/segments/{before['id']}.{ext}" for ext in ("bin", "json")
+        }
+        assert store.compact("c")
+        manifest = json.loads(store.blobs.get("collections/c/manifest.json").body)
+        assert manifest["tombstones"] == [] and [s["count"] for s in manifest["segments"]] == [70]
+    assert store.describe_collection("c").face_count == 70
+    assert {r.face_id for r, _ in store.search("c", vectors[0], k=100)} == {r.face_id for r in records[30:]}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from facesearch import invoke, settings
+from facesearch import handler, invoke, settings
 from facesearch.protocol import telemetry
 from facesearch.settings import REPO_ROOT, Settings
 
@@ -20,6 +20,10 @@ TEMPLATE = invoke.load_template(REPO_ROOT / "template.yaml")
 RESOURCES = TEMPLATE["Resources"]
 FUNCTION = RESOURCES["FaceSearchFunction"]["Properties"]
 VARIABLES = FUNCTION["Environment"]["Variables"]
+MAINTENANCE = RESOURCES["MaintenanceFunction"]["Properties"]
+MAINTENANCE_VARIABLES = MAINTENANCE["Environment"]["Variables"]
+# Lambda's maximum timeout, in seconds.
+LAMBDA_MAX_TIMEOUT = 900
 
 
 def _check_build():
@@ -113,9 +117,9 @@ def test_bucket_is_encrypted_and_private():
     assert all(bucket["PublicAccessBlockConfiguration"].values())
 
 
-def _statements(**parameters) -> list[dict]:
+def _statements(function=FUNCTION, **parameters) -> list[dict]:
     statements = []
-    for policy in _resolve(FUNCTION["Policies"], **parameters):
+    for policy in _resolve(function["Policies"], **parameters):
         if policy is not None:
             statements.extend(policy["Statement"])
     return statements
@@ -178,6 +182,8 @@ def test_function_environment_layers_overrides_like_sam_local():
     assert environment["POWERTOOLS_LOG_LEVEL"] == "DEBUG"
     assert environment["AWS_REGION"] == "eu-west-1"
     assert environment["AWS_LAMBDA_FUNCTION_NAME"] == "FaceSearchFunction"
+    assert environment[invoke.HANDLER_ENV] == FUNCTION["Handler"]
+    assert environment[invoke.TIMEOUT_ENV] == str(FUNCTION["Timeout"])
     if not settings.LAMBDA_MODELS_DIR.exists():
         assert environment[settings.ENV_MODELS_DIR] == str(settings.LOCAL_MODELS_DIR)
 
@@ -222,3 +228,113 @@ def test_facesearch_invoke_command_prints_the_handler_result(tmp_path, capsys):
     assert result["Body"]["CollectionArn"].endswith(":collection/demo")
     assert str(tmp_path / "store") in captured.err
     assert (tmp_path / "store" / "collections" / "demo" / "manifest.json").is_file()
+
+
+def test_maintenance_function_runs_the_api_functions_code_with_the_longest_timeout():
+    for key in ("CodeUri", "Runtime", "Architectures", "MemorySize", "Layers", "EphemeralStorage", "Tracing"):
+        assert MAINTENANCE[key] == FUNCTION[key], key
+    module, _, name = MAINTENANCE["Handler"].rpartition(".")
+    assert (module, name) == ("facesearch.handler", "maintenance_handler")
+    assert callable(getattr(handler, name))
+    assert MAINTENANCE["Timeout"] == LAMBDA_MAX_TIMEOUT
+    assert MAINTENANCE["Timeout"] * 1000 > 2 * handler.MAINTENANCE_SAFETY_MARGIN_MS
+    assert MAINTENANCE["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+
+
+def test_maintenance_function_is_scheduled_by_a_parameter_hourly_by_default():
+    (event,) = MAINTENANCE["Events"].values()
+    parameter = TEMPLATE["Parameters"]["MaintenanceSchedule"]
+
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == {"Ref": "MaintenanceSchedule"}
+    assert parameter["Default"] == "rate(1 hour)"
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.fullmatch("rate(15 minutes)") and pattern.fullmatch("cron(0 3 * * ? *)")
+    assert not pattern.fullmatch("hourly")
+
+
+def test_maintenance_function_gets_only_the_store_cache_and_powertools_variables():
+    constants = {value for name, value in vars(settings).items() if name.startswith("ENV_")}
+    environment = {name: _resolve(value) for name, value in MAINTENANCE_VARIABLES.items()}
+
+    named = {name for name in environment if name.startswith("FACESEARCH_")}
+    assert named <= constants
+    assert named == {settings.ENV_STORE, settings.ENV_CACHE_DIR, settings.ENV_CACHE_MAX_BYTES}
+    for name in (settings.ENV_STORE, settings.ENV_CACHE_DIR, settings.ENV_CACHE_MAX_BYTES):
+        assert environment[name] == _resolve(VARIABLES[name])
+    assert _resolve(MAINTENANCE_VARIABLES[settings.ENV_STORE], BucketName="my-faces") == "s3://my-faces"
+    assert environment["POWERTOOLS_SERVICE_NAME"] == telemetry.SERVICE_NAME
+    assert environment["POWERTOOLS_METRICS_NAMESPACE"] == telemetry.METRICS_NAMESPACE
+    assert environment["POWERTOOLS_LOG_LEVEL"] == "INFO"
+    assert set(environment) == {
+        settings.ENV_STORE,
+        settings.ENV_CACHE_DIR,
+        settings.ENV_CACHE_MAX_BYTES,
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+    }
+
+
+@pytest.mark.parametrize(
+    "parameters", [{}, {"BucketName": "my-faces"}, {"AllowedImageBuckets": "photos-a,photos-b"}]
+)
+def test_maintenance_policies_reach_only_the_collections_prefix(parameters):
+    bucket = parameters.get("BucketName", "CollectionsBucket")
+    statements = {statement["Sid"]: statement for statement in _statements(MAINTENANCE, **parameters)}
+
+    assert statements == {
+        "CollectionsReadWrite": {
+            "Sid": "CollectionsReadWrite",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            "Resource": f"arn:aws:s3:::{bucket}/collections/*",
+        },
+        "CollectionsList": {
+            "Sid": "CollectionsList",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": f"arn:aws:s3:::{bucket}",
+            "Condition": {"StringLike": {"s3:prefix": ["collections/", "collections/*"]}},
+        },
+    }
+
+
+def test_find_function_defaults_to_the_api_function_and_refuses_unknown_names():
+    assert invoke.find_function(TEMPLATE) == invoke.DEFAULT_FUNCTION == "FaceSearchFunction"
+    assert invoke.find_function(TEMPLATE, "MaintenanceFunction") == "MaintenanceFunction"
+    with pytest.raises(invoke.TemplateError, match="no function Nowhere in the template"):
+        invoke.find_function(TEMPLATE, "Nowhere")
+
+
+def test_facesearch_invoke_runs_the_maintenance_function_on_the_scheduled_event(tmp_path, capsys):
+    from facesearch import cli
+
+    env_vars = tmp_path / "env.json"
+    store = tmp_path / "store"
+    env_vars.write_text(
+        json.dumps(
+            {
+                "MaintenanceFunction": {
+                    "FACESEARCH_STORE": str(store),
+                    "FACESEARCH_CACHE_DIR": str(tmp_path / "cache"),
+                    "POWERTOOLS_METRICS_DISABLED": "true",
+                }
+            }
+        )
+    )
+    event = REPO_ROOT / "events" / "scheduled-maintenance.json"
+
+    status = cli.main(
+        ["invoke", str(event), "--function", "MaintenanceFunction", "--env-vars", str(env_vars)]
+    )
+
+    captured = capsys.readouterr()
+    assert status == 0
+    assert json.loads(captured.out) == {
+        "collections_visited": 0,
+        "collections_compacted": 0,
+        "segments_collected": 0,
+        "stopped_early": False,
+    }
+    assert str(store) in captured.err

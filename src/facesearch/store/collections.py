@@ -79,6 +79,10 @@ DEFAULT_INDEX = {"space": "cosine", "m": 16, "ef_construction": 200, "ef": 160}
 # Compaction bounds: more segments than this, or a segment with this share of tombstones, is merged.
 MAX_SEGMENTS = 8
 MAX_TOMBSTONE_SHARE = 0.2
+# Live faces a write may re-index when it compacts: segment build runs at ~1 200 faces/s at 512-D
+# (bench/store.py: 100 000 faces in 76-90 s), so ~8 s, well inside the function's 29 s timeout (API
+# Gateway's limit). Bigger merges are left to the scheduled maintenance job (facesearch.maintenance).
+INLINE_COMPACTION_MAX_FACES = 10_000
 # Orphan segments (from crashed or losing writers, or replaced by compaction) are deleted after this long;
 # it must exceed the slowest write (upload -> manifest swap) and the slowest reader's download.
 GC_GRACE_SECONDS = 3600.0
@@ -522,19 +526,24 @@ class CollectionStore:
     # ------------------------------------------------------------------------------ maintenance (scheduled)
 
     def maybe_compact(self, collection_id: str) -> bool:
-        """Compact if the collection crossed a bound (segment count or tombstone share); True if it did."""
-        manifest = self._read(collection_id).manifest
-        return bool(self._compaction_group(manifest, force=False)) and self.compact(collection_id)
+        """A write's compaction: only a merge within INLINE_COMPACTION_MAX_FACES; True if it swapped.
 
-    def compact(self, collection_id: str, *, force: bool = False) -> bool:
+        A due merge bigger than that is left for the scheduled job (``compact`` without a budget), so a
+        write never outlives the function's timeout after committing its own change.
+        """
+        return self.compact(collection_id, budget=INLINE_COMPACTION_MAX_FACES)
+
+    def compact(self, collection_id: str, *, force: bool = False, budget: int | None = None) -> bool:
         """Merge segments into one new HNSW segment without their tombstoned faces.
 
-        With ``force`` every segment is merged; otherwise only the group the bounds select. Safe against
-        concurrent writers: the swap applies only if the merged segments are all still in the manifest
-        (tombstones added meanwhile stay, and still apply to the merged faces). True if it swapped.
+        With ``force`` every segment is merged; otherwise only the group the bounds select. A ``budget``
+        caps the live faces re-indexed: the smallest of the group that fit are merged (nothing if fewer
+        than two fit, unless that one is tombstone-heavy). Safe against concurrent writers: the swap
+        applies only if the merged segments are all still in the manifest (tombstones added meanwhile
+        stay, and still apply to the merged faces). True if it swapped.
         """
         manifest = self._read(collection_id).manifest
-        group = self._compaction_group(manifest, force=force)
+        group = self._compaction_group(manifest, force=force, budget=budget)
         if not group:
             return False
         group_ids = {ref.segment_id for ref in group}
@@ -578,27 +587,51 @@ class CollectionStore:
                 self.blobs.delete(_segment_key(collection_id, built.ref.segment_id, ext))
         return swapped
 
-    def _compaction_group(self, manifest: Manifest, *, force: bool) -> list[SegmentRef]:
+    def _compaction_group(
+        self, manifest: Manifest, *, force: bool, budget: int | None = None
+    ) -> list[SegmentRef]:
         """Segments to merge: all (``force``), else the smallest beyond MAX_SEGMENTS and tombstone-heavy ones.
 
         Merging only the small segments (size-tiered, as in an LSM tree) and the segments whose own
-        tombstone share crossed the bound keeps a write's compaction cost near what changed.
+        tombstone share crossed the bound keeps a write's compaction cost near what changed. With a
+        ``budget``, only the smallest selected segments whose live faces fit in it are kept.
         """
         segments = list(manifest.segments)
-        if force:
-            return segments if len(segments) > 1 or manifest.tombstones else []
-        group: dict[str, SegmentRef] = {}
-        if len(segments) > MAX_SEGMENTS:
-            smallest = sorted(segments, key=lambda ref: ref.count)[: len(segments) - MAX_SEGMENTS // 2 + 1]
-            group.update((ref.segment_id, ref) for ref in smallest)
+        dead: dict[str, int] = {}
         if manifest.tombstones:
             with self._lock:
                 for ref in segments:
                     rows = self._load(manifest.collection_id, manifest, ref, graph=False).row_of
-                    dead = sum(1 for face_id in manifest.tombstones if face_id in rows)
-                    if dead > MAX_TOMBSTONE_SHARE * ref.count:
-                        group[ref.segment_id] = ref
-        return list(group.values())
+                    dead[ref.segment_id] = sum(1 for face_id in manifest.tombstones if face_id in rows)
+        heavy = {
+            ref.segment_id
+            for ref in segments
+            if dead.get(ref.segment_id, 0) > MAX_TOMBSTONE_SHARE * ref.count
+        }
+        if force:
+            group = segments if len(segments) > 1 or manifest.tombstones else []
+        else:
+            chosen: dict[str, SegmentRef] = {}
+            if len(segments) > MAX_SEGMENTS:
+                merged = len(segments) - MAX_SEGMENTS // 2 + 1
+                smallest = sorted(segments, key=lambda ref: ref.count)[:merged]
+                chosen.update((ref.segment_id, ref) for ref in smallest)
+            chosen.update((ref.segment_id, ref) for ref in segments if ref.segment_id in heavy)
+            group = list(chosen.values())
+        if budget is None:
+            return group
+
+        def live(ref: SegmentRef) -> int:
+            return ref.count - dead.get(ref.segment_id, 0)
+
+        fitting: list[SegmentRef] = []
+        for ref in sorted(group, key=live):
+            if sum(map(live, fitting)) + live(ref) > budget:
+                break
+            fitting.append(ref)
+        if len(fitting) >= 2 or (fitting and fitting[0].segment_id in heavy):
+            return fitting
+        return []
 
     def collect_garbage(self, collection_id: str, *, grace_seconds: float = GC_GRACE_SECONDS) -> list[str]:
         """Delete segment objects no manifest references that are older than ``grace_seconds``; their keys."""
