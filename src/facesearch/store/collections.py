@@ -472,7 +472,8 @@ class CollectionStore:
                     unsuccessful.append(
                         UnsuccessfulFace(face_id, owner, (REASON_ASSOCIATED_TO_A_DIFFERENT_USER,))
                     )
-            faces = tuple(face_id for face_id in current.users[user_id] if face_id not in set(removed))
+            gone = set(removed)
+            faces = tuple(face_id for face_id in current.users[user_id] if face_id not in gone)
             result = DisassociateResult(
                 disassociated=tuple(removed), unsuccessful=tuple(unsuccessful), user_status=_status(faces)
             )
