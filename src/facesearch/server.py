@@ -34,6 +34,9 @@ LOCAL_FUNCTION_NAME = "facesearch-local"
 # Lambda's maximum timeout: the local server never cuts a request short.
 REMAINING_MILLIS = 900_000
 METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
+# A client that stops sending (a body shorter than its Content-Length, an idle keep-alive) loses its
+# connection after this many idle seconds instead of holding a server thread forever.
+IDLE_TIMEOUT_SECONDS = 60.0
 # One request at a time, as one Lambda container runs them: Powertools keeps the current event, the
 # metrics and the log context per process, not per thread. Connections are still accepted concurrently.
 _CONTAINER = threading.Lock()
@@ -96,6 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; with Nagle's algorithm the body waits for the client's
     # delayed ACK (~40 ms per response on Linux).
     disable_nagle_algorithm = True
+    timeout = IDLE_TIMEOUT_SECONDS
 
     def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
         self.send_response(status)

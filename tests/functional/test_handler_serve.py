@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -13,6 +14,7 @@ import urllib.request
 import boto3
 import pytest
 
+from facesearch import server as server_module
 from facesearch.server import MAX_REQUEST_BYTES, LocalServer
 from facesearch.settings import REPO_ROOT
 
@@ -107,3 +109,17 @@ def test_concurrent_clients_each_get_their_own_answer(local):
         for collection_id, arn in pool.map(roundtrip, ids):
             assert arn.endswith(f":collection/{collection_id}")
     assert rekognition(local.url).list_collections()["CollectionIds"] == sorted(ids)
+
+
+def test_a_client_that_stops_sending_loses_its_connection_and_blocks_no_one(local, monkeypatch):
+    monkeypatch.setattr(server_module._Handler, "timeout", 0.5)
+    host, port = re.search(r"//([\d.]+):(\d+)", local.url).groups()
+    with socket.create_connection((host, int(port)), timeout=30) as stalled:
+        stalled.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: RekognitionService.ListCollections\r\n"
+            b"Content-Length: 100\r\n\r\n{}"
+        )
+        # Another client is answered while the first one's body never arrives.
+        assert rekognition(local.url).list_collections()["CollectionIds"] == []
+        # The stalled connection is closed by the server (recv returns b""), not left open.
+        assert stalled.recv(1024) == b""
