@@ -185,17 +185,11 @@ class SearchUsersByImageRequest:
 
 @dataclass(frozen=True)
 class FaceDetail:
-    """The attributes this service detects: Rekognition's DEFAULT set."""
+    """The attributes this service detects: Rekognition's DEFAULT set.
 
-    bounding_box: BoundingBox
-    confidence: float
-    landmarks: tuple[Landmark, ...]
-    pose: Pose
-    quality: ImageQuality
+    It also renders the ComparedFace shape, whose members include all of these (rendering follows the model).
+    """
 
-
-@dataclass(frozen=True)
-class ComparedFace:
     bounding_box: BoundingBox
     confidence: float
     landmarks: tuple[Landmark, ...]
@@ -310,14 +304,14 @@ class SourceFace:
 @dataclass(frozen=True)
 class CompareFacesMatch:
     similarity: float
-    face: ComparedFace
+    face: FaceDetail
 
 
 @dataclass(frozen=True)
 class CompareFacesResponse:
     source_image_face: SourceFace
     face_matches: tuple[CompareFacesMatch, ...]
-    unmatched_faces: tuple[ComparedFace, ...]
+    unmatched_faces: tuple[FaceDetail, ...]
 
 
 @dataclass(frozen=True)

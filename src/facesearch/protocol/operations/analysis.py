@@ -7,7 +7,6 @@ from facesearch.protocol.images import load_image
 from facesearch.protocol.operations.common import (
     NO_FACE_MESSAGE,
     check_attributes,
-    compared_face,
     face_detail,
 )
 from facesearch.protocol.shapes import (
@@ -60,9 +59,9 @@ def compare_faces(request: CompareFacesRequest, context) -> CompareFacesResponse
     for face in candidates:
         similarity = pack.similarity(float(source_face.embedding @ face.embedding))
         if similarity >= request.similarity_threshold:
-            matches.append(CompareFacesMatch(similarity=similarity, face=compared_face(face)))
+            matches.append(CompareFacesMatch(similarity=similarity, face=face_detail(face)))
         else:
-            unmatched.append(compared_face(face))
+            unmatched.append(face_detail(face))
     matches.sort(key=lambda match: match.similarity, reverse=True)
     count("Matches", len(matches))
     return CompareFacesResponse(

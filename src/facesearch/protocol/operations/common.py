@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from facesearch.domain import CollectionInfo
 from facesearch.errors import InvalidParameterException
-from facesearch.protocol.shapes import ComparedFace, FaceDetail
+from facesearch.protocol.shapes import FaceDetail
 from facesearch.store import get_store
 from facesearch.vision.pack import ModelPack, get_pack
 from facesearch.vision.pipeline import DetectedFace
@@ -32,16 +32,6 @@ def check_attributes(member: str, attributes: tuple[str, ...]) -> None:
 
 def face_detail(face: DetectedFace) -> FaceDetail:
     return FaceDetail(
-        bounding_box=face.bounding_box,
-        confidence=face.confidence,
-        landmarks=face.landmarks,
-        pose=face.pose,
-        quality=face.quality,
-    )
-
-
-def compared_face(face: DetectedFace) -> ComparedFace:
-    return ComparedFace(
         bounding_box=face.bounding_box,
         confidence=face.confidence,
         landmarks=face.landmarks,
