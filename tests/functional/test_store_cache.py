@@ -106,3 +106,22 @@ def test_disk_cache_evicts_least_recently_used(tmp_path):
     cache.fetch(blobs, "c", "c", shas["c"])
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["a", "c"]
     assert cache.downloads == 3
+
+
+def test_a_view_serves_a_requests_reads_from_one_manifest_get(store_location, tmp_path):
+    writer, records, vectors = _populate(store_location, tmp_path)
+    writer.create_user("c", "u")
+    writer.associate_faces("c", "u", [records[1].face_id])
+    reader = _instrumented(store_location, tmp_path / "reader-cache")
+    reader.search("c", vectors[0], k=1)  # warm: segments loaded
+    reader.blobs.calls.clear()
+
+    view = reader.view("c")
+    assert view.info.face_count == 30
+    stored = view.get_vectors([records[2].face_id])[0]
+    assert view.search(stored, k=1)[0][0] == records[2]
+    assert view.get_user("u").face_ids == (records[1].face_id,)
+    assert [m.user.user_id for m in view.search_users(vectors[1], k=1)] == ["u"]
+    assert set(view.get_faces([records[4].face_id])) == {records[4].face_id}
+
+    assert reader.blobs.calls == [("get", "collections/c/manifest.json")]

@@ -7,6 +7,8 @@ Public API (the protocol layer's only entry points; no HTTP, no Rekognition wire
 - ``open_store(location, cache_dir=None, ...) -> CollectionStore``: an uncached store, for tests and bench.
 - ``CollectionStore``: collections, faces (records + vectors), vector search, users and associations;
   see its docstrings in ``facesearch.store.collections``.
+- ``CollectionStore.view(id) -> CollectionView``: one manifest read whose ``info``, ``get_faces``,
+  ``get_vectors``, ``get_user``, ``search`` and ``search_users`` a request's reads share (one GET in all).
 
 Layout under the location (DESIGN §4)::
 
@@ -25,7 +27,14 @@ fails its checksum: the collection is refused cleanly rather than answered with 
 
 from __future__ import annotations
 
-from facesearch.store.collections import CollectionStore, get_store, open_store
+from facesearch.store.collections import CollectionStore, CollectionView, get_store, open_store
 from facesearch.store.errors import CorruptSegmentError, ManifestFormatError
 
-__all__ = ["CollectionStore", "CorruptSegmentError", "ManifestFormatError", "get_store", "open_store"]
+__all__ = [
+    "CollectionStore",
+    "CollectionView",
+    "CorruptSegmentError",
+    "ManifestFormatError",
+    "get_store",
+    "open_store",
+]

@@ -184,6 +184,10 @@ class CollectionStore:
         """Face and user counts, model version, dimension and creation time (UTC) of a collection."""
         return self._info(self._read(collection_id).manifest)
 
+    def view(self, collection_id: str) -> CollectionView:
+        """One read of the collection (one conditional GET) that several reads of a request can share."""
+        return CollectionView(self, self._read(collection_id).manifest)
+
     def list_collections(self, *, max_results: int, next_token: str | None = None) -> Page[CollectionInfo]:
         """Collections sorted by id, ``max_results`` per page."""
         _check_max_results(max_results)
@@ -298,7 +302,9 @@ class CollectionStore:
 
     def get_faces(self, collection_id: str, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
         """The live faces among ``face_ids`` (unknown or deleted ids are simply absent), with their user."""
-        manifest = self._read(collection_id).manifest
+        return self._get_faces_in(self._read(collection_id).manifest, face_ids)
+
+    def _get_faces_in(self, manifest: Manifest, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
         with self._lock:
             user_of = manifest.user_of()
             return {
@@ -329,7 +335,23 @@ class CollectionStore:
 
         Pass the ``face_model_version`` that embedded ``vector`` to have a mismatch refused.
         """
-        manifest = self._read(collection_id).manifest
+        return self._search_in(
+            self._read(collection_id).manifest,
+            vector,
+            k=k,
+            min_cosine=min_cosine,
+            face_model_version=face_model_version,
+        )
+
+    def _search_in(
+        self,
+        manifest: Manifest,
+        vector: np.ndarray,
+        *,
+        k: int,
+        min_cosine: float,
+        face_model_version: str | None,
+    ) -> list[tuple[FaceRecord, float]]:
         query = self._check_query(manifest, vector, face_model_version)
         if k < 1:
             raise InvalidParameterException(f"k must be at least 1, got {k}.")
@@ -366,9 +388,12 @@ class CollectionStore:
 
     def get_user(self, collection_id: str, user_id: str) -> UserRecord:
         """One user with its status and face ids; ResourceNotFoundException if there is no such user."""
-        manifest = self._read(collection_id).manifest
+        return self._get_user_in(self._read(collection_id).manifest, user_id)
+
+    @staticmethod
+    def _get_user_in(manifest: Manifest, user_id: str) -> UserRecord:
         if user_id not in manifest.users:
-            raise _user_not_found(collection_id, user_id)
+            raise _user_not_found(manifest.collection_id, user_id)
         return _user_record(user_id, manifest.users[user_id])
 
     def list_users(
@@ -493,7 +518,23 @@ class CollectionStore:
         face_model_version: str | None = None,
     ) -> list[UserMatch]:
         """The ``k`` users whose best face is nearest ``vector`` (cosine >= ``min_cosine``), best first."""
-        manifest = self._read(collection_id).manifest
+        return self._search_users_in(
+            self._read(collection_id).manifest,
+            vector,
+            k=k,
+            min_cosine=min_cosine,
+            face_model_version=face_model_version,
+        )
+
+    def _search_users_in(
+        self,
+        manifest: Manifest,
+        vector: np.ndarray,
+        *,
+        k: int,
+        min_cosine: float,
+        face_model_version: str | None,
+    ) -> list[UserMatch]:
         query = self._check_query(manifest, vector, face_model_version)
         if k < 1:
             raise InvalidParameterException(f"k must be at least 1, got {k}.")
@@ -857,6 +898,46 @@ class CollectionStore:
             face_count=manifest.face_count,
             user_count=len(manifest.users),
             created_at=manifest.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class CollectionView:
+    """A collection as one manifest read saw it: the reads of one request share it, and so its GET.
+
+    From ``CollectionStore.view``. Its methods are the store's read methods on that manifest, so
+    a request that describes, fetches vectors and searches sees one consistent state.
+    """
+
+    store: CollectionStore
+    manifest: Manifest
+
+    @property
+    def info(self) -> CollectionInfo:
+        return self.store._info(self.manifest)
+
+    def get_faces(self, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
+        return self.store._get_faces_in(self.manifest, face_ids)
+
+    def get_vectors(self, face_ids: Sequence[str]) -> np.ndarray:
+        with self.store._lock:
+            return self.store._vectors(self.manifest, list(face_ids))
+
+    def get_user(self, user_id: str) -> UserRecord:
+        return self.store._get_user_in(self.manifest, user_id)
+
+    def search(
+        self, vector: np.ndarray, *, k: int, min_cosine: float = -1.0, face_model_version: str | None = None
+    ) -> list[tuple[FaceRecord, float]]:
+        return self.store._search_in(
+            self.manifest, vector, k=k, min_cosine=min_cosine, face_model_version=face_model_version
+        )
+
+    def search_users(
+        self, vector: np.ndarray, *, k: int, min_cosine: float = -1.0, face_model_version: str | None = None
+    ) -> list[UserMatch]:
+        return self.store._search_users_in(
+            self.manifest, vector, k=k, min_cosine=min_cosine, face_model_version=face_model_version
         )
 
 

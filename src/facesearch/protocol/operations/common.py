@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from facesearch.domain import CollectionInfo
 from facesearch.errors import InvalidParameterException
 from facesearch.protocol.shapes import FaceDetail
-from facesearch.store import get_store
+from facesearch.store import CollectionView, get_store
 from facesearch.vision.pack import ModelPack, get_pack
 from facesearch.vision.pipeline import DetectedFace
 
@@ -15,10 +14,13 @@ SUPPORTED_ATTRIBUTES = ("DEFAULT",)
 NO_FACE_MESSAGE = "There are no faces in the image. Should be at least 1."
 
 
-def collection_pack(collection_id: str) -> tuple[CollectionInfo, ModelPack]:
-    """The collection (ResourceNotFoundException if absent) and the model pack it is pinned to."""
-    info = get_store().describe_collection(collection_id)
-    return info, get_pack(info.face_model_version)
+def collection_pack(collection_id: str) -> tuple[CollectionView, ModelPack]:
+    """The collection as one read sees it (ResourceNotFoundException if absent) and its pinned model pack.
+
+    The request's later reads go through the view, so they cost no further manifest GET.
+    """
+    view = get_store().view(collection_id)
+    return view, get_pack(view.info.face_model_version)
 
 
 def check_attributes(member: str, attributes: tuple[str, ...]) -> None:

@@ -50,7 +50,7 @@ def _matches(pack: ModelPack, hits: list[tuple[FaceRecord, float]]) -> tuple[Fac
 def index_faces(request: IndexFacesRequest, context) -> IndexFacesResponse:
     """Detect, filter and embed up to 100 faces of the image and add them as one segment."""
     check_attributes("DetectionAttributes", request.detection_attributes)
-    info, pack = collection_pack(request.collection_id)
+    view, pack = collection_pack(request.collection_id)
     with stage("LoadImage"):
         data = load_image(request.image)
     with stage("Analyze"):
@@ -65,7 +65,7 @@ def index_faces(request: IndexFacesRequest, context) -> IndexFacesResponse:
             external_image_id=request.external_image_id,
             bounding_box=face.bounding_box,
             confidence=face.confidence,
-            index_faces_model_version=info.face_model_version,
+            index_faces_model_version=view.info.face_model_version,
         )
         for face in kept
     ]
@@ -80,7 +80,7 @@ def index_faces(request: IndexFacesRequest, context) -> IndexFacesResponse:
             IndexedFace(face=record, face_detail=face_detail(face))
             for record, face in zip(records, kept, strict=True)
         ),
-        face_model_version=info.face_model_version,
+        face_model_version=view.info.face_model_version,
         unindexed_faces=tuple(
             UnindexedFace(reasons=why, face_detail=face_detail(face)) for face, why in filtered
         ),
@@ -89,7 +89,7 @@ def index_faces(request: IndexFacesRequest, context) -> IndexFacesResponse:
 
 def search_faces_by_image(request: SearchFacesByImageRequest, context) -> SearchFacesByImageResponse:
     """Search the collection with the image's largest face (InvalidParameterException if there is none)."""
-    info, pack = collection_pack(request.collection_id)
+    view, pack = collection_pack(request.collection_id)
     with stage("LoadImage"):
         data = load_image(request.image)
     with stage("Analyze"):
@@ -102,8 +102,7 @@ def search_faces_by_image(request: SearchFacesByImageRequest, context) -> Search
     # A largest face below the QualityFilter bar is not searched: no matches, as Rekognition answers.
     if passed:
         with stage("Search"):
-            hits = get_store().search(
-                request.collection_id,
+            hits = view.search(
                 face.embedding,
                 k=request.max_faces,
                 min_cosine=pack.cosine_for_similarity(request.face_match_threshold),
@@ -112,18 +111,16 @@ def search_faces_by_image(request: SearchFacesByImageRequest, context) -> Search
         searched_face_bounding_box=face.bounding_box,
         searched_face_confidence=face.confidence,
         face_matches=_matches(pack, hits),
-        face_model_version=info.face_model_version,
+        face_model_version=view.info.face_model_version,
     )
 
 
 def search_faces(request: SearchFacesRequest, context) -> SearchFacesResponse:
     """Search the collection with a stored face's vector; the face itself is not among the matches."""
-    info, pack = collection_pack(request.collection_id)
-    store = get_store()
-    vector = store.get_vectors(request.collection_id, [request.face_id])[0]
+    view, pack = collection_pack(request.collection_id)
+    vector = view.get_vectors([request.face_id])[0]
     with stage("Search"):
-        hits = store.search(
-            request.collection_id,
+        hits = view.search(
             vector,
             k=request.max_faces + 1,
             min_cosine=pack.cosine_for_similarity(request.face_match_threshold),
@@ -132,7 +129,7 @@ def search_faces(request: SearchFacesRequest, context) -> SearchFacesResponse:
     return SearchFacesResponse(
         searched_face_id=request.face_id,
         face_matches=_matches(pack, others[: request.max_faces]),
-        face_model_version=info.face_model_version,
+        face_model_version=view.info.face_model_version,
     )
 
 

@@ -114,29 +114,24 @@ def search_users(request: SearchUsersRequest, context) -> SearchUsersResponse:
     """Users matching a stored face, or matching any face of a user (that user itself excluded)."""
     if (request.user_id is None) == (request.face_id is None):
         raise InvalidParameterException("SearchUsers needs exactly one of UserId and FaceId")
-    info, pack = collection_pack(request.collection_id)
-    store = get_store()
+    view, pack = collection_pack(request.collection_id)
     min_cosine = pack.cosine_for_similarity(request.user_match_threshold)
     if request.face_id is not None:
-        vector = store.get_vectors(request.collection_id, [request.face_id])[0]
+        vector = view.get_vectors([request.face_id])[0]
         with stage("Search"):
-            matches = store.search_users(
-                request.collection_id, vector, k=request.max_users, min_cosine=min_cosine
-            )
+            matches = view.search_users(vector, k=request.max_users, min_cosine=min_cosine)
         return SearchUsersResponse(
             user_matches=_user_matches(pack, matches),
-            face_model_version=info.face_model_version,
+            face_model_version=view.info.face_model_version,
             searched_face=SearchedFaceRef(face_id=request.face_id),
         )
-    user = store.get_user(request.collection_id, request.user_id)
+    user = view.get_user(request.user_id)
     best: dict[str, UserMatch] = {}
     if user.face_ids:
-        vectors = store.get_vectors(request.collection_id, list(user.face_ids))
+        vectors = view.get_vectors(list(user.face_ids))
         with stage("Search"):
             for vector in vectors:
-                hits = store.search_users(
-                    request.collection_id, vector, k=request.max_users + 1, min_cosine=min_cosine
-                )
+                hits = view.search_users(vector, k=request.max_users + 1, min_cosine=min_cosine)
                 for match in hits:
                     owner = match.user.user_id
                     if owner != user.user_id and (owner not in best or match.cosine > best[owner].cosine):
@@ -144,21 +139,21 @@ def search_users(request: SearchUsersRequest, context) -> SearchUsersResponse:
     ranked = sorted(best.values(), key=lambda match: -match.cosine)[: request.max_users]
     return SearchUsersResponse(
         user_matches=_user_matches(pack, ranked),
-        face_model_version=info.face_model_version,
+        face_model_version=view.info.face_model_version,
         searched_user=SearchedUserRef(user_id=user.user_id),
     )
 
 
 def search_users_by_image(request: SearchUsersByImageRequest, context) -> SearchUsersByImageResponse:
     """Users matching the image's largest face; no face at all is an empty answer, as in Rekognition."""
-    info, pack = collection_pack(request.collection_id)
+    view, pack = collection_pack(request.collection_id)
     with stage("LoadImage"):
         data = load_image(request.image)
     with stage("Analyze"):
         analysis = analyze(data, face_model_version=pack.face_model_version)
     if not analysis.faces:
         return SearchUsersByImageResponse(
-            user_matches=(), face_model_version=info.face_model_version, unsearched_faces=()
+            user_matches=(), face_model_version=view.info.face_model_version, unsearched_faces=()
         )
     largest, *others = analysis.faces
     unsearched = [UnsearchedFace(face_details=face_detail(face), reasons=(NOT_LARGEST,)) for face in others]
@@ -166,8 +161,7 @@ def search_users_by_image(request: SearchUsersByImageRequest, context) -> Search
     matches: list[UserMatch] = []
     if passed:
         with stage("Search"):
-            matches = get_store().search_users(
-                request.collection_id,
+            matches = view.search_users(
                 largest.embedding,
                 k=request.max_users,
                 min_cosine=pack.cosine_for_similarity(request.user_match_threshold),
@@ -176,7 +170,7 @@ def search_users_by_image(request: SearchUsersByImageRequest, context) -> Search
         unsearched.insert(0, UnsearchedFace(face_details=face_detail(largest), reasons=filtered[0][1]))
     return SearchUsersByImageResponse(
         user_matches=_user_matches(pack, matches),
-        face_model_version=info.face_model_version,
+        face_model_version=view.info.face_model_version,
         unsearched_faces=tuple(unsearched),
         searched_face=SearchedFaceDetails(face_detail=face_detail(largest)) if passed else None,
     )
