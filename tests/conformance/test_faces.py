@@ -10,7 +10,7 @@ import uuid
 import pytest
 from PIL import Image, ImageFilter
 
-from facesearch.protocol.images import MAX_S3_IMAGE_BYTES, UNREADABLE_S3_OBJECT
+from facesearch.operations.images import MAX_S3_IMAGE_BYTES, UNREADABLE_S3_OBJECT
 from facesearch.vision.pack import get_pack
 from tests.conformance.conftest import FORBIDDEN_BUCKET, IMAGE_BUCKET, expect_error
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from facesearch.errors import InvalidParameterException
 from facesearch.protocol.shapes import FaceDetail
 from facesearch.store import CollectionView, get_store
+from facesearch.vision.faces import DetectedFace
 from facesearch.vision.pack import ModelPack, get_pack
-from facesearch.vision.pipeline import DetectedFace
 
 # The attributes this service detects are Rekognition's DEFAULT set (BoundingBox, Confidence, Pose,
 # Quality, Landmarks); requesting others (ALL, AGE_RANGE, EMOTIONS...) is refused rather than ignored.

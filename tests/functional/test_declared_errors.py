@@ -17,7 +17,8 @@ from PIL import Image
 import facesearch.errors as errors_module
 from facesearch.errors import RekognitionError, UnknownOperationException
 from facesearch.protocol import model
-from facesearch.protocol.dispatch import OPERATIONS, RequestContext, dispatch
+from facesearch.protocol.context import RequestContext
+from facesearch.protocol.dispatch import OPERATIONS, dispatch
 from facesearch.protocol.validate import REQUIRED_EXTRA
 from facesearch.settings import ENV_ALLOWED_IMAGE_BUCKETS, ENV_STORE
 from facesearch.store import get_store

@@ -22,6 +22,8 @@ def load_image(image: ImageRef) -> bytes:
     """The image's bytes; raises AccessDenied/InvalidS3Object/ImageTooLarge for S3 objects it cannot use."""
     if image.bytes_ is not None:
         return image.bytes_
+    if image.s3_object is None:
+        raise AssertionError("validation lets no Image through without Bytes or S3Object")
     return _read_s3_object(image.s3_object)
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facesearch import errors, registry
+from facesearch import errors
+from facesearch.devtools import registry
 from facesearch.settings import REPO_ROOT
 from facesearch.vision.decode import decode_pil
 from facesearch.vision.landmarks import landmark_types
