@@ -26,6 +26,7 @@ def test_detect_faces_from_s3(rekognition, s3, demo_photos):
     assert by_s3["FaceDetails"] == by_bytes["FaceDetails"]
 
 
+@pytest.mark.facesearch_only
 def test_detect_faces_refuses_other_attributes(rekognition, demo_photos):
     # wording: no evidence of the real message (see README): real Rekognition returns these
     # attributes; refusing them is FaceSearch's own choice.

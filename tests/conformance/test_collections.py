@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import uuid
 
+import pytest
+
 from facesearch.vision.pack import get_pack
 from tests.conformance.conftest import expect_error
 
@@ -81,6 +83,7 @@ def test_invalid_collection_id(rekognition):
     )
 
 
+@pytest.mark.facesearch_only
 def test_tags_are_refused_not_ignored(rekognition):
     collection_id = f"tags-{uuid.uuid4().hex[:8]}"
     # wording: no evidence of the real message (see README): real Rekognition accepts Tags; refusing

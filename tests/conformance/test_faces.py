@@ -75,6 +75,7 @@ def test_index_faces_no_face_indexes_nothing(rekognition, collection, blank_jpeg
     assert response["FaceRecords"] == [] and response["UnindexedFaces"] == []
 
 
+@pytest.mark.facesearch_only
 def test_index_faces_refuses_attributes_it_cannot_detect(rekognition, collection, demo_photos):
     # wording: no evidence of the real message (see README): real Rekognition returns ALL
     # attributes; refusing them is FaceSearch's own choice.
@@ -254,6 +255,7 @@ def test_image_from_s3_object(rekognition, collection, s3, demo_photos):
     assert len(response["FaceRecords"]) >= 3
 
 
+@pytest.mark.facesearch_only
 def test_s3_bucket_outside_the_allow_list(rekognition, collection, s3, demo_photos):
     s3.put_object(Bucket=FORBIDDEN_BUCKET, Key="one.jpg", Body=demo_photos[0])
     # wording: no evidence of the real message (see README): the bucket allow-list is FaceSearch's

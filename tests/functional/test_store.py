@@ -119,9 +119,7 @@ def test_list_collections_pages_are_stable_and_tokens_checked(store):
     assert seen == ids
     with pytest.raises(InvalidPaginationTokenException) as error:
         store.list_collections(max_results=3, next_token="not-a-token")
-    assert (
-        error.value.message == "Invalid pagination token: it is malformed or was issued for another listing."
-    )
+    assert error.value.message == "Invalid Token"
     token = store.list_collections(max_results=1).next_token
     with pytest.raises(InvalidPaginationTokenException):
         store.list_users("c00", max_results=1, next_token=token)

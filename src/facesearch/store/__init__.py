@@ -10,7 +10,7 @@ Public API (the protocol layer's only entry points; no HTTP, no Rekognition wire
 - ``CollectionStore.view(id) -> CollectionView``: one manifest read whose ``info``, ``get_faces``,
   ``get_vectors``, ``get_user``, ``search`` and ``search_users`` a request's reads share (one GET in all).
 
-Layout under the location (DESIGN §4)::
+Layout under the location::
 
     collections/<CollectionId>/manifest.json       the only mutable object, swapped by conditional PUT
     collections/<CollectionId>/segments/<id>.bin   immutable: header + float32 vectors + hnswlib graph
