@@ -51,7 +51,7 @@ def run_once(operation: str, params: dict[str, Any], answer: Callable[[], dict[s
     if token is None:
         return answer()
     collection_id = params["CollectionId"]
-    created = get_store().describe_collection(collection_id).created_at.isoformat()
+    created = get_store().view(collection_id).info.created_at.isoformat()
     scope = "\x00".join((operation, collection_id, created, token))
     key = RECORD_PREFIX + hashlib.sha256(scope.encode()).hexdigest() + ".json"
     fingerprint = _fingerprint(params)
