@@ -31,8 +31,8 @@ import numpy as np
 from botocore.config import Config
 from PIL import Image
 
+from facesearch.devtools.registry import FACE_API, extract
 from facesearch.domain import BoundingBox, FaceRecord
-from facesearch.registry import FACE_API, extract
 from facesearch.settings import ENV_STORE, REPO_ROOT
 from facesearch.store import open_store
 from facesearch.vision.pipeline import analyze

@@ -15,22 +15,17 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from facesearch import invoke
+from facesearch.devtools import invoke
+from facesearch.devtools.registry import FACE_API, extract
 from facesearch.protocol import model
-from facesearch.registry import FACE_API, extract
-from facesearch.settings import REPO_ROOT
+from tests.support.events import EVENTS_DIR, load_event
 
-EVENTS_DIR = REPO_ROOT / "events"
 IMAGES_BUCKET = "facesearch-demo-images"
 # events/README.md: the search events' face is the square (left, top, right, bottom) of the 1920x1280
 # package/demo/sample1.jpg, downscaled to 192x192.
 CROP_BOX = (1396, 150, 1745, 499)
 SAMPLE1_SIZE = (1920, 1280)
 SIMILARITY_THRESHOLD = 80.0
-
-
-def load_event(name: str) -> dict:
-    return json.loads((EVENTS_DIR / f"{name}.json").read_text())
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from facesearch import maintenance
+from facesearch.devtools.server import LocalLambdaContext
 from facesearch.handler import MAINTENANCE_SAFETY_MARGIN_MS, maintenance_handler
-from facesearch.server import LocalLambdaContext
 from facesearch.store import open_store
 from facesearch.store.compaction import MAX_SEGMENTS
 from tests.functional.store_fixtures import MODEL, make_faces

@@ -32,10 +32,7 @@ def test_tokens_round_trip_and_refuse_foreign_or_garbled():
     ]:
         with pytest.raises(InvalidPaginationTokenException) as error:
             tokens.decode(bad_token, kind, bad_scope)
-        assert (
-            error.value.message
-            == "Invalid pagination token: it is malformed or was issued for another listing."
-        )
+        assert error.value.message == "Invalid Token"
 
 
 def test_long_keys_fit_the_token_limit_and_resume_exactly():

@@ -220,7 +220,7 @@ class CollectionStore:
             lambda current: changes.disassociate_faces(current.manifest, user_id, face_ids, current.is_live),
         )
 
-    # ------------------------------------------------------------------------------ maintenance (scheduled)
+    # -------------------------------------------------------------------------- compaction and collection
 
     def maybe_compact(self, collection_id: str) -> bool:
         """A write's compaction: only a merge within INLINE_COMPACTION_MAX_FACES; True if it swapped.
@@ -260,7 +260,7 @@ class CollectionStore:
             loaded_bytes=sum(segment.nbytes() for segment in loaded),
         )
 
-    # -------------------------------------------------------------- for the store's own modules (not callers)
+    # ---------------------------------------------------------------- for the store's own modules only
 
     def segment(self, manifest: Manifest, ref: SegmentRef, *, graph: bool) -> seg.LoadedSegment:
         """A segment of ``manifest`` in memory (its graph too if ``graph``), tombstones applied."""
