@@ -57,7 +57,7 @@ def describe_collection(
     request: DescribeCollectionRequest, context: RequestContext
 ) -> DescribeCollectionResponse:
     try:
-        info = get_store().describe_collection(request.collection_id)
+        info = get_store().view(request.collection_id).info
     except ResourceNotFoundException as missing:
         # DescribeCollection words it differently from the other operations (tests/conformance/README.md).
         raise ResourceNotFoundException(f"Collection:{request.collection_id} not found!") from missing
