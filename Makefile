@@ -37,6 +37,7 @@ demo: models
 lint: setup
 	$(BIN)/ruff check src tests bench layers tools
 	$(BIN)/ruff format --check src tests bench layers tools
+	$(BIN)/mypy
 
 test: models lint
 	$(BIN)/python -m pytest

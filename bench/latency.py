@@ -22,7 +22,7 @@ import time
 
 from PIL import Image
 
-from facesearch import registry
+from facesearch.devtools import registry
 from facesearch.settings import REPO_ROOT, get_settings
 from facesearch.vision.decode import decode_pil
 from facesearch.vision.pack import get_pack

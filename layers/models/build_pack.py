@@ -21,7 +21,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, version_converter
 
-from facesearch import errors, registry
+from facesearch import errors
+from facesearch.devtools import registry
 from facesearch.settings import REPO_ROOT
 from facesearch.vision.decode import decode_pil
 from facesearch.vision.pack import MANIFEST_NAME, MANIFEST_SCHEMA, ROLES, ModelPack, sha256_file

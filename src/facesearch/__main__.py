@@ -2,6 +2,6 @@
 
 import sys
 
-from facesearch.cli import main
+from facesearch.devtools.cli import main
 
 sys.exit(main())

@@ -8,8 +8,8 @@ from typing import Any
 
 from facesearch import maintenance
 from facesearch.protocol import doors
-from facesearch.protocol.telemetry import count, logger, metrics, tracer
 from facesearch.store import get_store
+from facesearch.telemetry import count, logger, metrics, tracer
 
 # Maintenance starts no collection in its last 2 minutes: the one under way can still finish, since a
 # 100 000-face compaction takes 76-90 s (bench/store.py), and the function's timeout is 900 s.
@@ -21,14 +21,7 @@ MAINTENANCE_SAFETY_MARGIN_MS = 120_000
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """API Gateway REST (v1) / HTTP (v2) events speak AWS JSON 1.1; ``{"Operation", ...}`` is direct."""
-    logger.set_correlation_id(doors.request_id_of(event, context))
-    if doors.is_direct(event):
-        return doors.direct_invoke(event, context)
-    if doors.is_http_api(event):
-        return doors.http_resolver().resolve(event, context)
-    if doors.is_rest_api(event):
-        return doors.rest_resolver().resolve(event, context)
-    return doors.unrecognised_event(event)
+    return doors.handle(event, context)
 
 
 @logger.inject_lambda_context(clear_state=True)

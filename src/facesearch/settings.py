@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +53,8 @@ class Settings:
     intra_op_threads: int
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
         buckets = tuple(b.strip() for b in env.get(ENV_ALLOWED_IMAGE_BUCKETS, "").split(",") if b.strip())
         return cls(
             models_dir=Path(env.get(ENV_MODELS_DIR) or _default_models_dir()),

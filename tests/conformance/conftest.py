@@ -5,97 +5,51 @@
 - ``handler``: the handler called in-process by a botocore ``before-send`` hook that turns the signed
   request into an API Gateway HTTP API (v2) event, with the collections on S3 (moto).
 Every successful response body is checked against the operation's output shape from the service model.
+
+With ``FACESEARCH_CONFORMANCE_AWS=1`` and AWS credentials, a third transport, ``aws``, runs the same tests
+against real Amazon Rekognition (the default region of the credentials, or ``AWS_DEFAULT_REGION``), so codes,
+messages and shapes are compared with the service itself. Collections it creates are deleted after each
+test. Tests of FaceSearch-only behaviour (``@pytest.mark.facesearch_only``) and tests that need S3 objects
+(the ``s3`` fixture is moto's) are skipped there with their reason.
 """
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import io
-import json
+import os
 import uuid
 from pathlib import Path
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from PIL import Image
 
+from facesearch.devtools.registry import FACE_API, extract
+from facesearch.devtools.server import LocalServer
 from facesearch.protocol import model
-from facesearch.protocol.validate import violations
-from facesearch.registry import FACE_API, extract
-from facesearch.server import LocalServer
 from facesearch.settings import ENV_ALLOWED_IMAGE_BUCKETS, ENV_STORE
-from tests.functional.conftest import DUMMY_AWS_ENV, moto_s3_server, s3_bucket, s3_env  # noqa: F401
+from tests.support.transport import HandlerTransport, check_output_shape, rekognition_client
 
 REGION = "us-east-1"
 DEMO_PHOTOS = [f"package/demo/sample{i}.jpg" for i in range(1, 7)]
 IMAGE_BUCKET = "facesearch-conformance-images"
 FORBIDDEN_BUCKET = "facesearch-conformance-forbidden"
+ENV_CONFORMANCE_AWS = "FACESEARCH_CONFORMANCE_AWS"
+AWS_MODE = os.environ.get(ENV_CONFORMANCE_AWS) == "1"
+TRANSPORTS = ["serve", "handler", *(["aws"] if AWS_MODE else [])]
 
 
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def stream(self, **_):
-        yield self.data
+def on_aws(request) -> bool:
+    callspec = getattr(request.node, "callspec", None)
+    return callspec is not None and callspec.params.get("rekognition") == "aws"
 
 
-def to_http_api_event(request) -> dict:
-    """A botocore AWSPreparedRequest as an API Gateway HTTP API (payload 2.0) event, base64 body."""
-    body = request.body or b""
-    body = body.encode() if isinstance(body, str) else bytes(body)
-    return {
-        "version": "2.0",
-        "routeKey": "POST /",
-        "rawPath": "/",
-        "rawQueryString": "",
-        "headers": {
-            name.lower(): value.decode() if isinstance(value, bytes) else value
-            for name, value in request.headers.items()
-        },
-        "requestContext": {
-            "http": {"method": request.method, "path": "/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
-            "requestId": str(uuid.uuid4()),
-            "routeKey": "POST /",
-            "stage": "$default",
-        },
-        "body": base64.b64encode(body).decode(),
-        "isBase64Encoded": True,
-    }
-
-
-def _handler_transport(request, **_):
-    from facesearch.handler import lambda_handler
-    from facesearch.server import LocalLambdaContext
-
-    result = lambda_handler(to_http_api_event(request), LocalLambdaContext())
-    body = result.get("body") or ""
-    data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
-    return AWSResponse(request.url, result["statusCode"], result.get("headers") or {}, _Body(data))
-
-
-def _check_output_shape(response_dict, operation_model, **_):
-    """Responses must be exactly the output shape: botocore's parser would silently drop extra members."""
-    if response_dict["status_code"] == 200:
-        document = json.loads(response_dict["body"] or b"{}")
-        problems = violations(model.output_shape(operation_model.name), document)
-        assert not problems, f"{operation_model.name} response breaks its output shape: {problems}"
-
-
-def make_client(endpoint_url: str, in_process: bool):
-    client = boto3.client(
-        "rekognition",
-        endpoint_url=endpoint_url,
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    if in_process:
-        client.meta.events.register("before-send.rekognition", _handler_transport)
-    client.meta.events.register("before-parse.rekognition", _check_output_shape)
-    return client
+@pytest.fixture(autouse=True)
+def _skip_facesearch_only_on_aws(request):
+    if on_aws(request) and request.node.get_closest_marker("facesearch_only"):
+        pytest.skip("FaceSearch-only behaviour: real Rekognition has no such refusal")
 
 
 @pytest.fixture(scope="session")
@@ -104,32 +58,49 @@ def local_server(tmp_path_factory):
         yield server
 
 
-@pytest.fixture(params=["serve", "handler"])
-def rekognition(request, local_server, s3_env, monkeypatch):  # noqa: F811
+def _aws_client():
+    session = boto3.Session()
+    if session.get_credentials() is None:
+        pytest.skip(f"{ENV_CONFORMANCE_AWS}=1 but no AWS credentials are configured")
+    client = session.client("rekognition", region_name=session.region_name or REGION)
+    client.meta.events.register("before-parse.rekognition", check_output_shape)
+    return client
+
+
+@pytest.fixture(params=TRANSPORTS)
+def rekognition(request, monkeypatch):
     """An unchanged boto3 Rekognition client; S3 (images, and the handler's store) is the moto server."""
+    if request.param == "aws":
+        return _aws_client()
+    s3_env = request.getfixturevalue("s3_env")
     s3 = boto3.client("s3", endpoint_url=s3_env)
     for bucket in (IMAGE_BUCKET, FORBIDDEN_BUCKET):
         s3.create_bucket(Bucket=bucket)
     monkeypatch.setenv(ENV_ALLOWED_IMAGE_BUCKETS, IMAGE_BUCKET)
     if request.param == "serve":
-        return make_client(local_server.url, in_process=False)
+        return rekognition_client(request.getfixturevalue("local_server").url)
     store_bucket = f"store-{uuid.uuid4().hex[:16]}"
     s3.create_bucket(Bucket=store_bucket)
     monkeypatch.setenv(ENV_STORE, f"s3://{store_bucket}/facesearch")
-    return make_client("https://rekognition.in-process.invalid", in_process=True)
+    return rekognition_client("https://rekognition.in-process.invalid", HandlerTransport("http"))
 
 
 @pytest.fixture
-def s3(s3_env):  # noqa: F811
-    return boto3.client("s3", endpoint_url=s3_env)
+def s3(request):
+    """moto's S3, holding the images the tests name (the ``aws`` transport has no such buckets)."""
+    if on_aws(request):
+        pytest.skip("needs S3 image buckets that real Rekognition can read; moto's are local")
+    return boto3.client("s3", endpoint_url=request.getfixturevalue("s3_env"))
 
 
 @pytest.fixture
 def collection(rekognition) -> str:
-    """A fresh, empty collection."""
+    """A fresh, empty collection (deleted after the test, which matters on a real account)."""
     collection_id = f"conf-{uuid.uuid4().hex[:12]}"
     rekognition.create_collection(CollectionId=collection_id)
-    return collection_id
+    yield collection_id
+    with contextlib.suppress(ClientError):  # the test may have deleted it itself
+        rekognition.delete_collection(CollectionId=collection_id)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from facesearch import demo
+from facesearch.devtools import demo
 
 
 def test_demo_prints_the_search_response_and_a_summary(tmp_path, monkeypatch, capsys):

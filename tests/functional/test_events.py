@@ -15,22 +15,17 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from facesearch import invoke
+from facesearch.devtools import invoke
+from facesearch.devtools.registry import FACE_API, extract
 from facesearch.protocol import model
-from facesearch.registry import FACE_API, extract
-from facesearch.settings import REPO_ROOT
+from tests.support.events import EVENTS_DIR, load_event
 
-EVENTS_DIR = REPO_ROOT / "events"
 IMAGES_BUCKET = "facesearch-demo-images"
 # events/README.md: the search events' face is the square (left, top, right, bottom) of the 1920x1280
 # package/demo/sample1.jpg, downscaled to 192x192.
 CROP_BOX = (1396, 150, 1745, 499)
 SAMPLE1_SIZE = (1920, 1280)
 SIMILARITY_THRESHOLD = 80.0
-
-
-def load_event(name: str) -> dict:
-    return json.loads((EVENTS_DIR / f"{name}.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -215,10 +210,10 @@ def test_apigw_rest_error_invalid_collection_id(function):
 def test_scheduled_maintenance_compacts_what_the_writes_left(
     function, maintenance, s3_bucket, s3_env, monkeypatch
 ):
-    from facesearch.store.collections import MAX_SEGMENTS
+    from facesearch.store.compaction import MAX_SEGMENTS
 
     # Writes may re-index no face inline, so each IndexFaces leaves one more segment behind.
-    monkeypatch.setattr("facesearch.store.collections.INLINE_COMPACTION_MAX_FACES", 0)
+    monkeypatch.setattr("facesearch.store.compaction.INLINE_COMPACTION_MAX_FACES", 0)
     image = load_event("direct-detect-faces")["Parameters"]["Image"]
     function("direct-create-collection")
     for _ in range(MAX_SEGMENTS + 1):

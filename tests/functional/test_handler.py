@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
-import uuid
 
 import pytest
 
+from facesearch.devtools.server import LocalLambdaContext
 from facesearch.handler import lambda_handler
-from facesearch.server import LocalLambdaContext
 from facesearch.settings import ENV_STORE
+from tests.support.events import http_event, rest_event
 
 TARGET = "RekognitionService."
 JSON_11 = "application/x-amz-json-1.1"
@@ -20,44 +19,6 @@ JSON_11 = "application/x-amz-json-1.1"
 @pytest.fixture(autouse=True)
 def store(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV_STORE, str(tmp_path / "store"))
-
-
-def rest_event(
-    operation: str | None, body, *, method: str = "POST", path: str = "/", b64: bool = False
-) -> dict:
-    text = body if isinstance(body, str) else json.dumps(body)
-    headers = {"Content-Type": JSON_11}
-    if operation is not None:
-        headers["X-Amz-Target"] = TARGET + operation
-    return {
-        "resource": "/",
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "requestContext": {"requestId": str(uuid.uuid4()), "stage": "prod", "path": f"/prod{path}"},
-        "body": base64.b64encode(text.encode()).decode() if b64 else text,
-        "isBase64Encoded": b64,
-    }
-
-
-def http_event(operation: str, body, *, b64: bool = True) -> dict:
-    text = json.dumps(body)
-    return {
-        "version": "2.0",
-        "routeKey": "POST /",
-        "rawPath": "/",
-        "rawQueryString": "",
-        "headers": {"content-type": JSON_11, "x-amz-target": TARGET + operation},
-        "requestContext": {
-            "http": {"method": "POST", "path": "/", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1"},
-            "requestId": str(uuid.uuid4()),
-            "stage": "$default",
-        },
-        "body": base64.b64encode(text.encode()).decode() if b64 else text,
-        "isBase64Encoded": b64,
-    }
 
 
 def call(event) -> tuple[int, dict, dict]:
@@ -96,7 +57,7 @@ def test_errors_are_json_1_1_with_headers():
     assert headers["x-amzn-requestid"] == event["requestContext"]["requestId"]
     assert body == {
         "__type": "ResourceNotFoundException",
-        "Message": "The collection id: absent does not exist",
+        "Message": "Collection:absent not found!",  # the service's wording (tests/conformance/README.md)
     }
 
 
@@ -155,7 +116,7 @@ def test_empty_body_is_an_empty_request():
 
 
 def test_unexpected_failures_are_internal_server_errors(monkeypatch):
-    from facesearch.protocol.operations import collections
+    from facesearch.operations import collections
 
     def broken(*_):
         raise RuntimeError("disk on fire")
@@ -235,8 +196,8 @@ def test_events_of_no_door_are_refused(event, keys):
 
 
 def test_logs_carry_the_request_id_as_correlation_id(monkeypatch):
-    from facesearch.protocol.operations import collections
-    from facesearch.protocol.telemetry import logger
+    from facesearch.operations import collections
+    from facesearch.telemetry import logger
 
     stream = io.StringIO()
     monkeypatch.setattr(logger.registered_handler, "stream", stream)

@@ -14,8 +14,8 @@ import urllib.request
 import boto3
 import pytest
 
-from facesearch import server as server_module
-from facesearch.server import MAX_REQUEST_BYTES, LocalServer
+from facesearch.devtools import server as server_module
+from facesearch.devtools.server import MAX_REQUEST_BYTES, LocalServer
 from facesearch.settings import REPO_ROOT
 
 

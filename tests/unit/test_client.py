@@ -7,14 +7,12 @@ API Gateway event API Gateway would deliver, and returns the handler's answer as
 from __future__ import annotations
 
 import re
-import sys
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 
 import facesearch
-from facesearch.server import LocalLambdaContext, to_gateway_event
+from tests.support.transport import HandlerTransport
 
 STAGE = "v1"
 ENDPOINT = f"https://abc123defg.execute-api.eu-west-1.amazonaws.com/{STAGE}/"
@@ -23,47 +21,11 @@ CREDENTIALS = {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "sec
 SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 
-class _Raw:
-    """The raw stream botocore reads an HTTP response body from."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_):
-        yield self._body
-
-
-class HandlerTransport:
-    """Records each outgoing request and answers it with ``lambda_handler`` behind a REST API event."""
-
-    def __init__(self) -> None:
-        self.sent = []
-
-    def __call__(self, request, **_):
-        from facesearch.handler import lambda_handler
-
-        self.sent.append(request)
-        # API Gateway takes the stage ("/v1") off the path before the event reaches the function.
-        path = "/" + request.url.split("/", 3)[3].removeprefix(STAGE + "/")
-        headers = {
-            name: value.decode() if isinstance(value, bytes) else value
-            for name, value in request.headers.items()
-        }
-        body = request.body or b""
-        event = to_gateway_event(
-            request.method, path, headers, body if isinstance(body, bytes) else body.encode(), "127.0.0.1"
-        )
-        result = lambda_handler(event, LocalLambdaContext())
-        return AWSResponse(
-            request.url, result["statusCode"], result.get("headers") or {}, _Raw(result["body"].encode())
-        )
-
-
 @pytest.fixture
 def transport(tmp_path, monkeypatch) -> HandlerTransport:
     monkeypatch.setenv("FACESEARCH_STORE", str(tmp_path / "store"))
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    return HandlerTransport()
+    return HandlerTransport("rest", stage=STAGE)
 
 
 def _scope(request) -> tuple[str, str]:
@@ -124,16 +86,3 @@ def test_region_of_reads_api_gateway_default_endpoints_only():
     assert region_of("https://a1b2c3.execute-api.cn-north-1.amazonaws.com.cn/prod") == "cn-north-1"
     assert region_of("http://127.0.0.1:8787") is None
     assert region_of("https://evil.example.com/a1b2c3.execute-api.eu-west-1.amazonaws.com/") is None
-
-
-def test_package_import_does_not_import_boto3_and_both_spellings_make_clients():
-    import subprocess
-
-    code = (
-        "import sys, facesearch; assert 'boto3' not in sys.modules; "
-        "from facesearch.client import client; import facesearch.client as module; "
-        "print(type(facesearch.client('http://127.0.0.1:1', 'us-east-1')).__name__, "
-        "type(client('http://127.0.0.1:1', 'us-east-1')).__name__, module is facesearch.client)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
-    assert out.split() == ["Rekognition", "Rekognition", "True"]

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from facesearch import handler, invoke, settings
-from facesearch.protocol import telemetry
+from facesearch import handler, settings, telemetry
+from facesearch.devtools import cfn, invoke
 from facesearch.settings import REPO_ROOT, Settings
 
-TEMPLATE = invoke.load_template(REPO_ROOT / "template.yaml")
+TEMPLATE = cfn.load_template(REPO_ROOT / "template.yaml")
 RESOURCES = TEMPLATE["Resources"]
 FUNCTION = RESOURCES["FaceSearchFunction"]["Properties"]
 VARIABLES = FUNCTION["Environment"]["Variables"]
@@ -34,7 +34,7 @@ def _check_build():
 
 
 def _resolve(node, **parameters):
-    return invoke._Resolver(TEMPLATE, parameters, "eu-west-1").resolve(node)
+    return cfn.Resolver(TEMPLATE, parameters, "eu-west-1").resolve(node)
 
 
 def test_every_facesearch_variable_is_a_settings_constant():
@@ -72,7 +72,7 @@ def test_runtime_agrees_with_layers_makefile_and_build_check():
     deps_makefile = (REPO_ROOT / "layers" / "deps" / "Makefile").read_text()
 
     assert runtime == f"python{version}"
-    assert f"LAMBDA_PYTHON ?= {runtime}" in deps_makefile
+    assert f"LAMBDA_PYTHON_VERSION ?= {version}" in deps_makefile
     for layer in ("DepsLayer", "ModelsLayer"):
         assert RESOURCES[layer]["Properties"]["CompatibleRuntimes"] == [runtime]
         assert RESOURCES[layer]["Metadata"]["BuildMethod"] == "makefile"
@@ -189,9 +189,9 @@ def test_function_environment_layers_overrides_like_sam_local():
 
 
 def test_resolver_refuses_what_it_cannot_evaluate():
-    with pytest.raises(invoke.TemplateError, match="Fn::GetAZs is not evaluated locally"):
+    with pytest.raises(cfn.TemplateError, match="Fn::GetAZs is not evaluated locally"):
         _resolve({"Fn::GetAZs": ""})
-    with pytest.raises(invoke.TemplateError, match="unknown Ref Nowhere"):
+    with pytest.raises(cfn.TemplateError, match="unknown Ref Nowhere"):
         _resolve({"Ref": "Nowhere"})
 
 
@@ -211,7 +211,7 @@ def test_invoke_runs_a_direct_event_in_the_function_environment(tmp_path):
 
 
 def test_facesearch_invoke_command_prints_the_handler_result(tmp_path, capsys):
-    from facesearch import cli
+    from facesearch.devtools import cli
 
     env_vars = tmp_path / "env.json"
     env_vars.write_text(json.dumps({"FaceSearchFunction": {"FACESEARCH_STORE": str(tmp_path / "store")}}))
@@ -303,12 +303,12 @@ def test_maintenance_policies_reach_only_the_collections_prefix(parameters):
 def test_find_function_defaults_to_the_api_function_and_refuses_unknown_names():
     assert invoke.find_function(TEMPLATE) == invoke.DEFAULT_FUNCTION == "FaceSearchFunction"
     assert invoke.find_function(TEMPLATE, "MaintenanceFunction") == "MaintenanceFunction"
-    with pytest.raises(invoke.TemplateError, match="no function Nowhere in the template"):
+    with pytest.raises(cfn.TemplateError, match="no function Nowhere in the template"):
         invoke.find_function(TEMPLATE, "Nowhere")
 
 
 def test_facesearch_invoke_runs_the_maintenance_function_on_the_scheduled_event(tmp_path, capsys):
-    from facesearch import cli
+    from facesearch.devtools import cli
 
     env_vars = tmp_path / "env.json"
     store = tmp_path / "store"

@@ -23,8 +23,9 @@ from facesearch.errors import (
 )
 from facesearch.lazy import once
 from facesearch.protocol import model, wire
-from facesearch.protocol.dispatch import RequestContext, dispatch
-from facesearch.protocol.telemetry import count, logger, metrics
+from facesearch.protocol.context import RequestContext
+from facesearch.protocol.dispatch import dispatch
+from facesearch.telemetry import count, logger, metrics
 
 TARGET_HEADER = "X-Amz-Target"
 REQUEST_ID_HEADER = "x-amzn-RequestId"
@@ -68,7 +69,8 @@ def _build_resolver(resolver_class: type[ApiGatewayResolver]) -> ApiGatewayResol
     app = resolver_class()
 
     def request_id() -> str:
-        return app.current_event.request_context.request_id or ""
+        context = getattr(app.current_event, "request_context", None)
+        return getattr(context, "request_id", None) or ""
 
     def error_response(error: RekognitionError) -> Response:
         _count_error(error)
@@ -83,7 +85,7 @@ def _build_resolver(resolver_class: type[ApiGatewayResolver]) -> ApiGatewayResol
     def json_protocol() -> Response:
         event = app.current_event
         operation = _operation_from_target(event.headers.get(TARGET_HEADER))
-        params = _json_body(event.body, event.is_base64_encoded)
+        params = _json_body(event.body, bool(event.is_base64_encoded))
         context = RequestContext.from_lambda(request_id(), app.lambda_context)
         result = dispatch(operation, params, context)
         return Response(
@@ -149,7 +151,19 @@ def unrecognised_event(event: Any) -> dict[str, Any]:
     return wire.direct_error(error)
 
 
-def request_id_of(event: dict, lambda_context: Any) -> str:
+def handle(event: Any, lambda_context: Any) -> dict[str, Any]:
+    """Route ``event`` to its door: direct invoke, API Gateway HTTP (v2) or REST (v1), else refuse it."""
+    logger.set_correlation_id(request_id_of(event, lambda_context))
+    if is_direct(event):
+        return direct_invoke(event, lambda_context)
+    if is_http_api(event):
+        return http_resolver().resolve(event, lambda_context)
+    if is_rest_api(event):
+        return rest_resolver().resolve(event, lambda_context)
+    return unrecognised_event(event)
+
+
+def request_id_of(event: Any, lambda_context: Any) -> str:
     """API Gateway's request id for its doors, the invocation's otherwise: the log correlation id."""
     from_gateway = (event.get("requestContext") or {}).get("requestId") if isinstance(event, dict) else None
     return from_gateway or getattr(lambda_context, "aws_request_id", "") or ""

@@ -29,11 +29,11 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def _dataclass_of(hint: Any) -> type | None:
     """The dataclass inside ``hint`` (``X``, ``X | None``), if any."""
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return hint
     if isinstance(hint, UnionType) or typing.get_origin(hint) is typing.Union:
         for arg in typing.get_args(hint):
-            if arg is not NoneType and dataclasses.is_dataclass(arg):
+            if arg is not NoneType and isinstance(arg, type) and dataclasses.is_dataclass(arg):
                 return arg
     return None
 
@@ -105,7 +105,7 @@ def error_body(error: RekognitionError) -> dict[str, str]:
 
 
 def direct_error(error: RekognitionError) -> dict[str, Any]:
-    """The direct-invoke door's error answer (DESIGN §1): status plus code and message."""
+    """The direct-invoke door's error answer: status plus code and message."""
     return {"StatusCode": error.status, "Error": {"Code": error.code, "Message": error.message}}
 
 

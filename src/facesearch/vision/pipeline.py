@@ -13,6 +13,7 @@ from facesearch.lazy import once
 from facesearch.settings import get_settings
 from facesearch.vision import align, landmarks
 from facesearch.vision.decode import decode_pil
+from facesearch.vision.faces import DetectedFace, ImageAnalysis
 from facesearch.vision.models import Detector, Embedder, LandmarkModel, nms
 from facesearch.vision.pack import ModelPack, get_pack
 from facesearch.vision.quality import REKOGNITION_MIN_FACE_RATIO, brightness_and_sharpness
@@ -29,29 +30,6 @@ MIN_FACE_PX = 40.0
 # A tile's box that touches the tile's inner edge (within this many pixels) is a cut face; the
 # neighbouring tile or the whole-image pass sees it whole.
 TILE_EDGE_PX = 2.0
-
-
-# Identity equality: a face holds a numpy array, which has no single truth value under ==.
-@dataclass(frozen=True, eq=False)
-class DetectedFace:
-    """One face: box and landmarks as image ratios, pose, quality, and its embedding (if asked for)."""
-
-    bounding_box: BoundingBox
-    confidence: float  # 0..100
-    landmarks: tuple[Landmark, ...]  # every Rekognition LandmarkType, in the enum's order
-    pose: Pose
-    quality: ImageQuality
-    embedding: np.ndarray | None  # float32 (dim,), L2-normalised; None when embed=False
-    size_ratio: float  # the box's longer side over the image's longer side (SMALL_BOUNDING_BOX)
-
-
-@dataclass(frozen=True)
-class ImageAnalysis:
-    """The orientation-corrected image size and its faces, largest box first."""
-
-    width: int
-    height: int
-    faces: tuple[DetectedFace, ...]
 
 
 def intersection_over_own_area(box: np.ndarray, others: np.ndarray) -> np.ndarray:

@@ -68,7 +68,7 @@ def to_gateway_event(method: str, path: str, headers: dict[str, str], body: byte
     except UnicodeDecodeError:
         text, is_base64 = base64.b64encode(body).decode(), True
     route, _, query = path.partition("?")
-    params = dict(pair.split("=", 1) if "=" in pair else (pair, "") for pair in query.split("&") if pair)
+    params = dict(pair.partition("=")[::2] for pair in query.split("&") if pair)
     return {
         "resource": route,
         "path": route,
@@ -172,7 +172,7 @@ class LocalServer:
         if self._httpd is None:
             raise RuntimeError("LocalServer is not running")
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> LocalServer:
         self._previous_store = os.environ.get(ENV_STORE)

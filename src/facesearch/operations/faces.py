@@ -8,14 +8,17 @@ import numpy as np
 
 from facesearch.domain import FaceRecord
 from facesearch.errors import InvalidParameterException
-from facesearch.protocol.images import load_image
-from facesearch.protocol.operations.collections import page_size
-from facesearch.protocol.operations.common import (
+from facesearch.operations.collections import page_size
+from facesearch.operations.common import (
+    FACE_NOT_FOUND_MESSAGE,
     NO_FACE_MESSAGE,
     check_attributes,
     collection_pack,
     face_detail,
 )
+from facesearch.operations.images import load_image
+from facesearch.operations.quality import apply_quality_filter
+from facesearch.protocol.context import RequestContext
 from facesearch.protocol.shapes import (
     MAX_FACES_PER_IMAGE,
     DeleteFacesRequest,
@@ -33,11 +36,10 @@ from facesearch.protocol.shapes import (
     UnindexedFace,
     UnsuccessfulFaceItem,
 )
-from facesearch.protocol.telemetry import count, stage
 from facesearch.store import get_store
+from facesearch.telemetry import count, stage
 from facesearch.vision.pack import ModelPack
 from facesearch.vision.pipeline import analyze
-from facesearch.vision.quality import apply_quality_filter
 
 
 def _matches(pack: ModelPack, hits: list[tuple[FaceRecord, float]]) -> tuple[FaceMatch, ...]:
@@ -47,7 +49,7 @@ def _matches(pack: ModelPack, hits: list[tuple[FaceRecord, float]]) -> tuple[Fac
     return tuple(matches)
 
 
-def index_faces(request: IndexFacesRequest, context) -> IndexFacesResponse:
+def index_faces(request: IndexFacesRequest, context: RequestContext) -> IndexFacesResponse:
     """Detect, filter and embed up to 100 faces of the image and add them as one segment."""
     check_attributes("DetectionAttributes", request.detection_attributes)
     view, pack = collection_pack(request.collection_id)
@@ -72,7 +74,7 @@ def index_faces(request: IndexFacesRequest, context) -> IndexFacesResponse:
     if records:
         with stage("Store"):
             get_store().add_faces(
-                request.collection_id, records, np.stack([face.embedding for face in kept]).astype(np.float32)
+                request.collection_id, records, np.stack([face.vector for face in kept]).astype(np.float32)
             )
     count("FacesIndexed", len(records))
     return IndexFacesResponse(
@@ -87,7 +89,9 @@ def index_faces(request: IndexFacesRequest, context) -> IndexFacesResponse:
     )
 
 
-def search_faces_by_image(request: SearchFacesByImageRequest, context) -> SearchFacesByImageResponse:
+def search_faces_by_image(
+    request: SearchFacesByImageRequest, context: RequestContext
+) -> SearchFacesByImageResponse:
     """Search the collection with the image's largest face (InvalidParameterException if there is none)."""
     view, pack = collection_pack(request.collection_id)
     with stage("LoadImage"):
@@ -103,7 +107,7 @@ def search_faces_by_image(request: SearchFacesByImageRequest, context) -> Search
     if passed:
         with stage("Search"):
             hits = view.search(
-                face.embedding,
+                face.vector,
                 k=request.max_faces,
                 min_cosine=pack.cosine_for_similarity(request.face_match_threshold),
             )
@@ -115,9 +119,12 @@ def search_faces_by_image(request: SearchFacesByImageRequest, context) -> Search
     )
 
 
-def search_faces(request: SearchFacesRequest, context) -> SearchFacesResponse:
+def search_faces(request: SearchFacesRequest, context: RequestContext) -> SearchFacesResponse:
     """Search the collection with a stored face's vector; the face itself is not among the matches."""
     view, pack = collection_pack(request.collection_id)
+    if not view.get_faces([request.face_id]):
+        # Rekognition answers an unknown FaceId so (tests/conformance/README.md, row 16).
+        raise InvalidParameterException(FACE_NOT_FOUND_MESSAGE)
     vector = view.get_vectors([request.face_id])[0]
     with stage("Search"):
         hits = view.search(
@@ -133,11 +140,9 @@ def search_faces(request: SearchFacesRequest, context) -> SearchFacesResponse:
     )
 
 
-def list_faces(request: ListFacesRequest, context) -> ListFacesResponse:
-    store = get_store()
-    info = store.describe_collection(request.collection_id)
-    page = store.list_faces(
-        request.collection_id,
+def list_faces(request: ListFacesRequest, context: RequestContext) -> ListFacesResponse:
+    view = get_store().view(request.collection_id)
+    page = view.list_faces(
         max_results=page_size(request.max_results),
         next_token=request.next_token,
         user_id=request.user_id,
@@ -145,12 +150,12 @@ def list_faces(request: ListFacesRequest, context) -> ListFacesResponse:
     )
     return ListFacesResponse(
         faces=tuple(page.items),
-        face_model_version=info.face_model_version,
+        face_model_version=view.info.face_model_version,
         next_token=page.next_token,
     )
 
 
-def delete_faces(request: DeleteFacesRequest, context) -> DeleteFacesResponse:
+def delete_faces(request: DeleteFacesRequest, context: RequestContext) -> DeleteFacesResponse:
     result = get_store().delete_faces(request.collection_id, request.face_ids)
     return DeleteFacesResponse(
         deleted_faces=result.deleted,

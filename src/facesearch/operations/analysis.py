@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from facesearch.errors import InvalidParameterException
-from facesearch.protocol.images import load_image
-from facesearch.protocol.operations.common import (
+from facesearch.operations.common import (
     NO_FACE_MESSAGE,
     check_attributes,
     face_detail,
 )
+from facesearch.operations.images import load_image
+from facesearch.operations.quality import apply_quality_filter
+from facesearch.protocol.context import RequestContext
 from facesearch.protocol.shapes import (
     CompareFacesMatch,
     CompareFacesRequest,
@@ -17,13 +19,12 @@ from facesearch.protocol.shapes import (
     DetectFacesResponse,
     SourceFace,
 )
-from facesearch.protocol.telemetry import count, stage
+from facesearch.telemetry import count, stage
 from facesearch.vision.pack import get_pack
 from facesearch.vision.pipeline import analyze
-from facesearch.vision.quality import apply_quality_filter
 
 
-def detect_faces(request: DetectFacesRequest, context) -> DetectFacesResponse:
+def detect_faces(request: DetectFacesRequest, context: RequestContext) -> DetectFacesResponse:
     check_attributes("Attributes", request.attributes)
     with stage("LoadImage"):
         data = load_image(request.image)
@@ -33,7 +34,7 @@ def detect_faces(request: DetectFacesRequest, context) -> DetectFacesResponse:
     return DetectFacesResponse(face_details=tuple(face_detail(face) for face in analysis.faces))
 
 
-def compare_faces(request: CompareFacesRequest, context) -> CompareFacesResponse:
+def compare_faces(request: CompareFacesRequest, context: RequestContext) -> CompareFacesResponse:
     """The largest source face against up to 100 target faces; both must show a face, as in Rekognition."""
     with stage("LoadImage"):
         source_data = load_image(request.source_image)
@@ -57,7 +58,7 @@ def compare_faces(request: CompareFacesRequest, context) -> CompareFacesResponse
     candidates, _ = apply_quality_filter(list(target.faces), request.quality_filter, None)
     matches, unmatched = [], []
     for face in candidates:
-        similarity = pack.similarity(float(source_face.embedding @ face.embedding))
+        similarity = pack.similarity(float(source_face.vector @ face.vector))
         if similarity >= request.similarity_threshold:
             matches.append(CompareFacesMatch(similarity=similarity, face=face_detail(face)))
         else:

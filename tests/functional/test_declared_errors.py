@@ -17,7 +17,8 @@ from PIL import Image
 import facesearch.errors as errors_module
 from facesearch.errors import RekognitionError, UnknownOperationException
 from facesearch.protocol import model
-from facesearch.protocol.dispatch import OPERATIONS, RequestContext, dispatch
+from facesearch.protocol.context import RequestContext
+from facesearch.protocol.dispatch import OPERATIONS, dispatch
 from facesearch.protocol.validate import REQUIRED_EXTRA
 from facesearch.settings import ENV_ALLOWED_IMAGE_BUCKETS, ENV_STORE
 from facesearch.store import get_store
@@ -26,7 +27,8 @@ from facesearch.vision.pack import get_pack
 CONTEXT = RequestContext(request_id="test", region="us-east-1", account_id="000000000000")
 COLLECTION = "battery"
 # Operations on a user or face that must exist (in an existing collection).
-NEEDS_EXISTING_SUBJECT = {"DeleteUser", "AssociateFaces", "DisassociateFaces", "SearchUsers", "SearchFaces"}
+# (SearchFaces answers an unknown FaceId with InvalidParameterException, as Rekognition does.)
+NEEDS_EXISTING_SUBJECT = {"DeleteUser", "AssociateFaces", "DisassociateFaces", "SearchUsers"}
 SAMPLE_STRINGS = {
     "FaceId": "11111111-2222-4333-8444-555555555555",
     "ClientRequestToken": "token-1",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from facesearch.domain import UnsuccessfulFace, UserMatch
 from facesearch.errors import InvalidParameterException
-from facesearch.protocol.images import load_image
-from facesearch.protocol.operations.common import collection_pack, face_detail
+from facesearch.operations.common import collection_pack, face_detail
+from facesearch.operations.images import load_image
+from facesearch.operations.quality import apply_quality_filter
+from facesearch.protocol.context import RequestContext
 from facesearch.protocol.shapes import (
     DEFAULT_MAX_USERS,
     AssociateFacesRequest,
@@ -30,11 +34,10 @@ from facesearch.protocol.shapes import (
     UserMatchItem,
     UserSummary,
 )
-from facesearch.protocol.telemetry import count, stage
 from facesearch.store import get_store
+from facesearch.telemetry import count, stage
 from facesearch.vision.pack import ModelPack
 from facesearch.vision.pipeline import analyze
-from facesearch.vision.quality import apply_quality_filter
 
 NOT_LARGEST = "FACE_NOT_LARGEST"
 
@@ -62,21 +65,20 @@ def _user_matches(pack: ModelPack, matches: list[UserMatch]) -> tuple[UserMatchI
     )
 
 
-def create_user(request: CreateUserRequest, context) -> EmptyResponse:
+def create_user(request: CreateUserRequest, context: RequestContext) -> EmptyResponse:
     get_store().create_user(request.collection_id, request.user_id)
     return EmptyResponse()
 
 
-def delete_user(request: DeleteUserRequest, context) -> EmptyResponse:
+def delete_user(request: DeleteUserRequest, context: RequestContext) -> EmptyResponse:
     get_store().delete_user(request.collection_id, request.user_id)
     return EmptyResponse()
 
 
-def list_users(request: ListUsersRequest, context) -> ListUsersResponse:
-    page = get_store().list_users(
-        request.collection_id,
-        max_results=request.max_results or DEFAULT_MAX_USERS,
-        next_token=request.next_token,
+def list_users(request: ListUsersRequest, context: RequestContext) -> ListUsersResponse:
+    view = get_store().view(request.collection_id)
+    page = view.list_users(
+        max_results=request.max_results or DEFAULT_MAX_USERS, next_token=request.next_token
     )
     return ListUsersResponse(
         users=tuple(UserSummary(user_id=user.user_id, user_status=user.user_status) for user in page.items),
@@ -84,7 +86,7 @@ def list_users(request: ListUsersRequest, context) -> ListUsersResponse:
     )
 
 
-def associate_faces(request: AssociateFacesRequest, context) -> AssociateFacesResponse:
+def associate_faces(request: AssociateFacesRequest, context: RequestContext) -> AssociateFacesResponse:
     """Faces must match the user's existing faces at UserMatchThreshold (LOW_MATCH_CONFIDENCE otherwise)."""
     _, pack = collection_pack(request.collection_id)
     result = get_store().associate_faces(
@@ -100,7 +102,9 @@ def associate_faces(request: AssociateFacesRequest, context) -> AssociateFacesRe
     )
 
 
-def disassociate_faces(request: DisassociateFacesRequest, context) -> DisassociateFacesResponse:
+def disassociate_faces(
+    request: DisassociateFacesRequest, context: RequestContext
+) -> DisassociateFacesResponse:
     _, pack = collection_pack(request.collection_id)
     result = get_store().disassociate_faces(request.collection_id, request.user_id, request.face_ids)
     return DisassociateFacesResponse(
@@ -110,7 +114,7 @@ def disassociate_faces(request: DisassociateFacesRequest, context) -> Disassocia
     )
 
 
-def search_users(request: SearchUsersRequest, context) -> SearchUsersResponse:
+def search_users(request: SearchUsersRequest, context: RequestContext) -> SearchUsersResponse:
     """Users matching a stored face, or matching any face of a user (that user itself excluded)."""
     if (request.user_id is None) == (request.face_id is None):
         raise InvalidParameterException("SearchUsers needs exactly one of UserId and FaceId")
@@ -125,7 +129,8 @@ def search_users(request: SearchUsersRequest, context) -> SearchUsersResponse:
             face_model_version=view.info.face_model_version,
             searched_face=SearchedFaceRef(face_id=request.face_id),
         )
-    user = view.get_user(request.user_id)
+    # Exactly one of UserId and FaceId is set (checked above), and FaceId returned already.
+    user = view.get_user(cast(str, request.user_id))
     best: dict[str, UserMatch] = {}
     if user.face_ids:
         vectors = view.get_vectors(list(user.face_ids))
@@ -144,7 +149,9 @@ def search_users(request: SearchUsersRequest, context) -> SearchUsersResponse:
     )
 
 
-def search_users_by_image(request: SearchUsersByImageRequest, context) -> SearchUsersByImageResponse:
+def search_users_by_image(
+    request: SearchUsersByImageRequest, context: RequestContext
+) -> SearchUsersByImageResponse:
     """Users matching the image's largest face; no face at all is an empty answer, as in Rekognition."""
     view, pack = collection_pack(request.collection_id)
     with stage("LoadImage"):
@@ -162,7 +169,7 @@ def search_users_by_image(request: SearchUsersByImageRequest, context) -> Search
     if passed:
         with stage("Search"):
             matches = view.search_users(
-                largest.embedding,
+                largest.vector,
                 k=request.max_users,
                 min_cosine=pack.cosine_for_similarity(request.user_match_threshold),
             )

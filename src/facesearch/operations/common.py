@@ -5,13 +5,14 @@ from __future__ import annotations
 from facesearch.errors import InvalidParameterException
 from facesearch.protocol.shapes import FaceDetail
 from facesearch.store import CollectionView, get_store
+from facesearch.vision.faces import DetectedFace
 from facesearch.vision.pack import ModelPack, get_pack
-from facesearch.vision.pipeline import DetectedFace
 
 # The attributes this service detects are Rekognition's DEFAULT set (BoundingBox, Confidence, Pose,
 # Quality, Landmarks); requesting others (ALL, AGE_RANGE, EMOTIONS...) is refused rather than ignored.
 SUPPORTED_ATTRIBUTES = ("DEFAULT",)
 NO_FACE_MESSAGE = "There are no faces in the image. Should be at least 1."
+FACE_NOT_FOUND_MESSAGE = "faceId was not found in the collection."
 
 
 def collection_pack(collection_id: str) -> tuple[CollectionView, ModelPack]:

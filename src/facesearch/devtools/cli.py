@@ -9,13 +9,16 @@ import sys
 # Each subcommand lives in its own module with ``add_arguments(parser)`` and ``run(args) -> int``,
 # imported only when chosen so that ``facesearch --help`` loads no model and no AWS client.
 COMMANDS = {
-    "demo": ("facesearch.demo", "build nothing, start from an empty local store, index real photos, search"),
+    "demo": (
+        "facesearch.devtools.demo",
+        "build nothing, start from an empty local store, index real photos, search",
+    ),
     "serve": (
-        "facesearch.server",
+        "facesearch.devtools.server",
         "serve the Rekognition protocol on localhost for an unchanged boto3 client",
     ),
     "invoke": (
-        "facesearch.invoke",
+        "facesearch.devtools.invoke",
         "run a function's handler on an event file, as `sam local invoke -e` would",
     ),
 }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from facesearch.errors import InvalidParameterException
+from facesearch.errors import InvalidParameterException, ResourceNotFoundException
+from facesearch.protocol.context import RequestContext
 from facesearch.protocol.shapes import (
     DEFAULT_PAGE_SIZE,
     CreateCollectionRequest,
@@ -20,7 +21,7 @@ from facesearch.vision.pack import get_pack
 HTTP_OK = 200
 
 
-def collection_arn(context, collection_id: str) -> str:
+def collection_arn(context: RequestContext, collection_id: str) -> str:
     """Rekognition's collection ARN form (it omits the ``arn:`` scheme: ``aws:rekognition:...``)."""
     return f"aws:rekognition:{context.region}:{context.account_id}:collection/{collection_id}"
 
@@ -30,7 +31,7 @@ def page_size(max_results: int | None) -> int:
     return max_results or DEFAULT_PAGE_SIZE
 
 
-def create_collection(request: CreateCollectionRequest, context) -> CreateCollectionResponse:
+def create_collection(request: CreateCollectionRequest, context: RequestContext) -> CreateCollectionResponse:
     """A new collection pinned to the current default model pack's FaceModelVersion."""
     if request.tags:
         raise InvalidParameterException(
@@ -47,13 +48,19 @@ def create_collection(request: CreateCollectionRequest, context) -> CreateCollec
     )
 
 
-def delete_collection(request: DeleteCollectionRequest, context) -> DeleteCollectionResponse:
+def delete_collection(request: DeleteCollectionRequest, context: RequestContext) -> DeleteCollectionResponse:
     get_store().delete_collection(request.collection_id)
     return DeleteCollectionResponse(status_code=HTTP_OK)
 
 
-def describe_collection(request: DescribeCollectionRequest, context) -> DescribeCollectionResponse:
-    info = get_store().describe_collection(request.collection_id)
+def describe_collection(
+    request: DescribeCollectionRequest, context: RequestContext
+) -> DescribeCollectionResponse:
+    try:
+        info = get_store().view(request.collection_id).info
+    except ResourceNotFoundException as missing:
+        # DescribeCollection words it differently from the other operations (tests/conformance/README.md).
+        raise ResourceNotFoundException(f"Collection:{request.collection_id} not found!") from missing
     return DescribeCollectionResponse(
         face_count=info.face_count,
         face_model_version=info.face_model_version,
@@ -63,7 +70,7 @@ def describe_collection(request: DescribeCollectionRequest, context) -> Describe
     )
 
 
-def list_collections(request: ListCollectionsRequest, context) -> ListCollectionsResponse:
+def list_collections(request: ListCollectionsRequest, context: RequestContext) -> ListCollectionsResponse:
     page = get_store().list_collections(
         max_results=page_size(request.max_results), next_token=request.next_token
     )

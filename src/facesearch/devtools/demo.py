@@ -14,7 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from facesearch.registry import DEFAULT_CACHE, FACE_API, extract
+from facesearch.devtools.registry import DEFAULT_CACHE, FACE_API, extract
 
 COLLECTION_ID = "demo"
 # The demo photos are group shots; sample3's largest face (the woman in the middle) is also in sample1.
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve on localhost in the background, run the demo against it, print the response and a summary."""
     for name, value in QUIET_ENV.items():
         os.environ.setdefault(name, value)
-    from facesearch.server import LocalServer
+    from facesearch.devtools.server import LocalServer
 
     with tempfile.TemporaryDirectory(prefix="facesearch-demo-") as scratch:
         store = args.store or Path(scratch) / "store"
