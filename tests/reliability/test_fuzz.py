@@ -157,11 +157,8 @@ def assign(document: Any, path: tuple, value: Any, fuzzer: Fuzzer, shape: Shape)
     current = shape
     for step in path[:-1]:
         current = current.members[step] if current.type_name == "structure" else current.member
-        if isinstance(node, dict):
-            if not isinstance(node.get(step), (dict, list)):
-                node[step] = fuzzer.valid(current, step)
-                if current.name == "Image" and path[len(path) - 1] == "S3Object":
-                    node[step] = {}
+        if isinstance(node, dict) and not isinstance(node.get(step), (dict, list)):
+            node[step] = fuzzer.valid(current, step)
         node = node[step]
     if isinstance(node, dict) and "Bytes" in node and path[-1] == "S3Object":
         node.pop("Bytes")  # the S3Object alternative replaces Bytes
