@@ -96,8 +96,10 @@ def send(
     timeout: float = 10.0,
     half_close: bool = False,
     answers: int = 1,
+    close_wait: float = 2.0,
 ) -> Answer:
-    """Send ``raw``, read ``answers`` responses, then see whether the server closed the connection."""
+    """Send ``raw``, read ``answers`` responses, then see whether the server closed the connection (waiting
+    up to ``close_wait`` seconds for it)."""
     started = time.monotonic()
     with socket.create_connection(address(url), timeout=timeout) as sock:
         sock.sendall(raw)
@@ -114,7 +116,7 @@ def send(
         if not got:
             raise ConnectionError(f"no answer within {timeout}s (connection closed or silent)")
         try:
-            sock.settimeout(min(timeout, 2.0))
+            sock.settimeout(min(timeout, close_wait))
             closed = not buffer and sock.recv(1) == b""
         except TimeoutError:
             closed = False
