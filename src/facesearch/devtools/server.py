@@ -147,8 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers = dict(result.get("headers") or {})
         for name, values in (result.get("multiValueHeaders") or {}).items():
             headers.setdefault(name, ", ".join(values))
-        self._answer(int(result["statusCode"]), headers, data)
+        # Before answering: a client that lists faces next finds their thumbnails.
         console.after_request(self, body, int(result["statusCode"]), data, started)
+        self._answer(int(result["statusCode"]), headers, data)
 
     do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve  # noqa: N815
 
