@@ -18,6 +18,7 @@ attempt may have indexed for that ExternalImageId first.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -50,6 +51,9 @@ CREATED, REMOVED = "created", "removed"
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 STATE_FOLDER = "s3events"
 PENDING, INDEXED, DELETED, FAILED = "pending", "indexed", "deleted", "failed"
+# A change failed for a reason that may pass: the claim is given back, and the retry looks for faces by
+# ExternalImageId (the failed attempt may have indexed some before failing).
+RETRY = "retry"
 # A claim outlives any one change (IndexFaces of a 15 MiB photo plus DeleteFaces: seconds; the
 # function's timeout is 60 s); past it its holder is taken for dead.
 CLAIM_LEASE_SECONDS = 120.0
@@ -170,10 +174,9 @@ class Indexer:
         try:
             self.call("DescribeCollection", CollectionId=self.config.collection_id)
         except ResourceNotFoundException:
-            try:
+            # Another container may have created it first.
+            with contextlib.suppress(ResourceAlreadyExistsException):
                 self.call("CreateCollection", CollectionId=self.config.collection_id)
-            except ResourceAlreadyExistsException:
-                pass  # another container created it first
 
     def _state_key(self, change: Change) -> str:
         digest = sha256(f"{change.bucket}/{change.key}".encode()).hexdigest()
@@ -204,7 +207,7 @@ class Indexer:
                 mine, theirs = sequencer_key(change.sequencer), sequencer_key(current.sequencer)
                 if theirs > mine:
                     return "stale"
-                if theirs == mine:
+                if theirs == mine and current.state != RETRY:
                     if current.state != PENDING:
                         return "duplicate"
                     if current.lease_until > time.time():
@@ -223,9 +226,20 @@ class Indexer:
             # A dead attempt may have indexed faces nobody recorded; a removed photo never seen before may
             # have been indexed another way (`facesearch index`): find those by ExternalImageId. A new
             # photo is not looked for (a ListFaces scan per upload would cost O(collection)).
-            scan = takeover or (current is None and change.kind == REMOVED)
-            return self._run(change, key, claim_etag, old_faces, scan=scan)
+            scan = takeover or (current.state == RETRY if current else change.kind == REMOVED)
+            try:
+                return self._run(change, key, claim_etag, old_faces, scan=scan)
+            except Exception:
+                self._give_back(key, claim_etag, current, old_faces)
+                raise
         raise ClaimBusy(f"s3://{change.bucket}/{change.key}: state record kept changing")
+
+    def _give_back(self, key: str, claim_etag: str, previous: State | None, old_faces: list[str]) -> None:
+        """Release a failed change's claim at once, so its retry need not wait for the lease to run out."""
+        released = State(RETRY, previous.sequencer if previous else "", face_ids=old_faces)
+        # A claim already taken over is the new holder's.
+        with contextlib.suppress(PreconditionFailed):
+            self._write(key, released, claim_etag)
 
     def _run(self, change: Change, key: str, claim_etag: str, old_faces: list[str], *, scan: bool) -> str:
         image_id = external_image_id(change.key[len(self.config.prefix) :])
@@ -307,7 +321,7 @@ def s3_event_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 outcome = indexer.apply(change)
                 count(f"S3Event_{outcome}", 1)
                 logger.info("s3 event", extra={"key": change.key, "kind": change.kind, "outcome": outcome})
-        except Exception:  # noqa: BLE001 - whatever failed, the message is retried and then dead-lettered
+        except Exception:  # whatever failed, the message is retried and then dead-lettered
             logger.exception("s3 event failed; it will be retried", extra={"message_id": message_id})
             if message_id is None:
                 raise  # a direct invocation: Lambda's own async retries and on-failure destination

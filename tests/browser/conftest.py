@@ -29,8 +29,12 @@ CHROMIUM_ARGS = [
 def browser_page(tmp_path):
     """A page of a fresh headless Chromium (its own --user-data-dir under tmp_path)."""
     if not CHROMIUM.exists() and not shutil.which("chromium"):
-        pytest.skip("Chromium is not installed: run `make browser-deps` (OS packages chromium, chromium-driver)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed: `make browser-deps`")
+        pytest.skip(
+            "Chromium is not installed: run `make browser-deps` (OS packages chromium, chromium-driver)"
+        )
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="Playwright is not installed: `make browser-deps`"
+    )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_api.sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(

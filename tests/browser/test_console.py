@@ -62,7 +62,9 @@ def test_find_a_person_across_photos(browser_page, photos, tmp_path):
         faces = page.locator("#search-photo .face").count()
         assert faces >= 2
         label = page.locator("#search-photo .face").first.get_attribute("aria-label")
-        assert re.match(r"Search with face 1: confidence \d+\.\d, brightness \d+, sharpness \d+", label), label
+        assert re.match(r"Search with face 1: confidence \d+\.\d, brightness \d+, sharpness \d+", label), (
+            label
+        )
         shot(page, "console-04-faces-detected")
 
         page.get_by_role("button", name="Search all faces").click()
@@ -93,7 +95,17 @@ def serve_process(store):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     env = {**os.environ, "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
-    command = [sys.executable, "-m", "facesearch", "serve", "--store", str(store), "--port", str(port), "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "facesearch",
+        "serve",
+        "--store",
+        str(store),
+        "--port",
+        str(port),
+        "--quiet",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert "serving the Rekognition protocol" in process.stdout.readline()

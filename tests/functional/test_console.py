@@ -86,9 +86,9 @@ def test_without_the_option_no_image_is_kept_or_served(tmp_path, sample1):
     with LocalServer(str(store)) as server:
         rekognition = rekognition_client(server.url)
         rekognition.create_collection(CollectionId="album")
-        face_id = rekognition.index_faces(CollectionId="album", Image={"Bytes": sample1})["FaceRecords"][0]["Face"][
-            "FaceId"
-        ]
+        face_id = rekognition.index_faces(CollectionId="album", Image={"Bytes": sample1})["FaceRecords"][0][
+            "Face"
+        ]["FaceId"]
         assert get(f"{server.url}/console/thumbnails/album/{face_id}.jpg")[0] == 404
     assert _thumbnail_files(store) == []
 

@@ -177,7 +177,8 @@ class Progress:
         bar = "#" * filled + "." * (BAR_WIDTH - filled)
         return (
             f"[{bar}] {self.done}/{self.total} {rate:.2f} photos/s ETA {eta} | faces {self.faces} "
-            f"skipped {self.counts['skipped']} no-face {self.counts['no_faces']} errors {self.counts['error']}"
+            f"skipped {self.counts['skipped']} no-face {self.counts['no_faces']} "
+            f"errors {self.counts['error']}"
         )
 
     def update(self, row: dict[str, Any]) -> None:

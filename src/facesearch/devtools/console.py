@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import json
 import re
@@ -123,10 +124,9 @@ def keep_thumbnails(options: ConsoleOptions, operation: str, request: dict, resp
         image = base64.b64decode(request["Image"]["Bytes"])
         blobs = _blobs(options)
         for face_id, data in _thumbnails_of(image, boxes).items():
-            try:
+            # FaceIds are unique: a thumbnail already there is this face's.
+            with contextlib.suppress(PreconditionFailed):
                 blobs.put_if_absent(thumbnail_key(collection_id, face_id), data)
-            except PreconditionFailed:
-                pass  # FaceIds are unique: it is already there
     elif operation == "DeleteFaces":
         blobs = _blobs(options)
         for face_id in response.get("DeletedFaces", []):

@@ -98,7 +98,8 @@ def _describe(entry: dict[str, Any], index: int) -> list[str]:
     if not entry["FaceMatches"]:
         return [f"{head}: no match"]
     return [head] + [
-        f"  {match['Similarity']:6.2f}  {match['Face'].get('ExternalImageId', '-')}  {match['Face']['FaceId']}"
+        f"  {match['Similarity']:6.2f}  {match['Face'].get('ExternalImageId', '-')}  "
+        f"{match['Face']['FaceId']}"
         for match in entry["FaceMatches"]
     ]
 

@@ -60,9 +60,9 @@ def connect(args: argparse.Namespace) -> Iterator[Any]:
 
             yield boto3.client("rekognition", endpoint_url=args.endpoint, config=config, **LOCAL_CREDENTIALS)
         else:
-            from facesearch import client
+            from facesearch.client import client as signed_client
 
-            yield client(args.endpoint, config=config)
+            yield signed_client(args.endpoint, config=config)
         return
     import boto3
 
