@@ -18,6 +18,7 @@ from moto.server import ThreadedMotoServer
 
 from facesearch import lazy
 from facesearch.settings import ENV_FACEDATA_DIR, REPO_ROOT
+from tests.support.moto_atomic import make_conditional_puts_atomic
 
 FACEDATA_DIR = Path(os.environ.get(ENV_FACEDATA_DIR) or REPO_ROOT.parent / "shared" / "facedata" / "dev")
 
@@ -67,7 +68,8 @@ DUMMY_AWS_ENV = {
 
 @pytest.fixture(scope="session")
 def moto_s3_server() -> str:
-    """One moto server for the session (real HTTP, real conditional writes); yields its endpoint URL."""
+    """One moto server for the session (real HTTP, conditional writes atomic as on S3); yields its URL."""
+    make_conditional_puts_atomic()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
