@@ -87,6 +87,13 @@ def test_find_a_person_across_photos(browser_page, photos, tmp_path):
         page.keyboard.press("Enter")
         page.locator("#search-photo .face.searched").nth(1).wait_for()
 
+        # Deleting the collection (after the browser's confirmation) takes its faces and thumbnails with it.
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Delete collection friends").click()
+        page.get_by_text("No collection yet").wait_for()
+        assert list((tmp_path / "store").glob("collections/friends/**/*.jpg")) == []
+        shot(page, "console-11-collection-deleted")
+
 
 @contextlib.contextmanager
 def serve_process(store):
