@@ -91,6 +91,7 @@ def test_find_a_person_across_photos(browser_page, photos, tmp_path):
         page.once("dialog", lambda dialog: dialog.accept())
         page.get_by_role("button", name="Delete collection friends").click()
         page.get_by_text("No collection yet").wait_for()
+        assert page.locator("#results article").count() == 0  # its matches went with it
         assert list((tmp_path / "store").glob("collections/friends/**/*.jpg")) == []
         shot(page, "console-11-collection-deleted")
 
