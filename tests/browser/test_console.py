@@ -150,14 +150,27 @@ def test_error_states_are_shown_as_messages(browser_page, photos, tmp_path):
     shot(page, "console-09-server-down")
 
 
-def test_an_oversized_photo_reports_the_services_error(browser_page, tmp_path):
+def test_a_photo_over_the_bytes_limit_is_sent_as_a_smaller_copy(browser_page, photos, tmp_path):
     page = browser_page
-    noisy = tmp_path / "huge.png"
-    # Random pixels do not compress: a PNG well over Image.Bytes' 5 MiB limit.
-    Image.frombytes("RGB", (1400, 1400), random.Random(7).randbytes(1400 * 1400 * 3)).save(noisy)
+    huge = tmp_path / "huge.png"
+    # sample1 with random pixels pasted below it: a PNG well over Image.Bytes' 5 MiB (noise does not compress).
+    photo = Image.open(photos["sample1.jpg"])
+    canvas = Image.new("RGB", (photo.width, photo.height * 2))
+    canvas.paste(photo, (0, 0))
+    noise = Image.frombytes("RGB", photo.size, random.Random(7).randbytes(photo.width * photo.height * 3))
+    canvas.paste(noise, (0, photo.height))
+    canvas.save(huge)
+    assert huge.stat().st_size > 5 * 1024 * 1024
     with LocalServer(str(tmp_path / "store")) as server:
         page.goto(server.url + "/")
-        page.get_by_label("Photo to search").set_input_files(str(noisy))
-        page.get_by_role("alert").get_by_text("Detect faces in huge.png").wait_for()
-        assert "ImageTooLargeException" in page.get_by_role("alert").inner_text()
-        shot(page, "console-10-image-too-large")
+        page.get_by_label("Photo to search").set_input_files(str(huge))
+        page.locator("#search-photo .face").first.wait_for()
+        note = page.locator("#search-note").inner_text()
+        assert re.match(
+            r"huge\.png is \d+\.\d MiB, over Image\.Bytes' 5 MiB limit: sent as a \d+×\d+ JPEG copy\.", note
+        )
+        assert page.locator("#search-photo .face").count() >= 2
+        # The boxes are ratios of the copy, so they sit on the faces in the top half of the photo.
+        top = float(page.locator("#search-photo .face").first.evaluate("node => parseFloat(node.style.top)"))
+        assert top < 50
+        shot(page, "console-10-large-photo-copied")
