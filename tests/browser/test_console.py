@@ -153,7 +153,7 @@ def test_error_states_are_shown_as_messages(browser_page, photos, tmp_path):
 def test_a_photo_over_the_bytes_limit_is_sent_as_a_smaller_copy(browser_page, photos, tmp_path):
     page = browser_page
     huge = tmp_path / "huge.png"
-    # sample1 with random pixels pasted below it: a PNG well over Image.Bytes' 5 MiB (noise does not compress).
+    # sample1 above random pixels: a PNG well over Image.Bytes' 5 MiB (noise does not compress).
     photo = Image.open(photos["sample1.jpg"])
     canvas = Image.new("RGB", (photo.width, photo.height * 2))
     canvas.paste(photo, (0, 0))
@@ -167,10 +167,38 @@ def test_a_photo_over_the_bytes_limit_is_sent_as_a_smaller_copy(browser_page, ph
         page.locator("#search-photo .face").first.wait_for()
         note = page.locator("#search-note").inner_text()
         assert re.match(
-            r"huge\.png is \d+\.\d MiB, over Image\.Bytes' 5 MiB limit: sent as a \d+×\d+ JPEG copy\.", note
+            r"huge\.png is \d+\.\d MiB, over Image\.Bytes' 5 MiB limit: sent as a \d+\u00d7\d+ JPEG copy\.",
+            note,
         )
         assert page.locator("#search-photo .face").count() >= 2
         # The boxes are ratios of the copy, so they sit on the faces in the top half of the photo.
         top = float(page.locator("#search-photo .face").first.evaluate("node => parseFloat(node.style.top)"))
         assert top < 50
         shot(page, "console-10-large-photo-copied")
+
+
+def test_users_are_paged(browser_page, tmp_path):
+    from tests.support.transport import rekognition_client
+
+    page = browser_page
+    with LocalServer(str(tmp_path / "store")) as server:
+        rekognition = rekognition_client(server.url)
+        rekognition.create_collection(CollectionId="club")
+        names = [f"member-{n:02d}" for n in range(12)]
+        for name in names:
+            rekognition.create_user(CollectionId="club", UserId=name)
+        page.goto(server.url + "/")
+        page.get_by_role("button", name="Open collection club").click()
+        page.locator("#users td", has_text="member-").first.wait_for()
+        first = page.locator("#users tr td:first-child").all_inner_texts()
+        page.get_by_role("button", name="Next users").click()
+        page.wait_for_function("!document.getElementById('users-prev').disabled")
+        second = page.locator("#users tr td:first-child").all_inner_texts()
+        assert page.get_by_role("button", name="Next users").is_disabled()
+        shot(page, "console-12-users-page-2")
+        page.get_by_role("button", name="Previous users").click()
+        page.wait_for_function("document.getElementById('users-prev').disabled")
+        assert page.locator("#users tr td:first-child").all_inner_texts() == first
+
+    assert len(first) == 10
+    assert sorted(first + second) == names
