@@ -71,20 +71,6 @@ def test_invalid_collection_id(rekognition):
     )
 
 
-def test_tags_are_refused_not_ignored(rekognition):
-    collection_id = f"tags-{uuid.uuid4().hex[:8]}"
-    expect_error(
-        rekognition.create_collection,
-        "CreateCollection",
-        "InvalidParameterException",
-        "Tags are not supported by this service: create the collection without Tags",
-        CollectionId=collection_id,
-        Tags={"team": "a"},
-    )
-    # Refused before anything changed.
-    assert collection_id not in rekognition.list_collections()["CollectionIds"]
-
-
 def test_list_collections_pages_are_stable_and_complete(rekognition):
     prefix = f"page-{uuid.uuid4().hex[:6]}"
     ids = [f"{prefix}-{i}" for i in range(5)]

@@ -172,6 +172,23 @@ class SearchUsersRequest:
 
 
 @dataclass(frozen=True)
+class TagResourceRequest:
+    resource_arn: str
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class UntagResourceRequest:
+    resource_arn: str
+    tag_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ListTagsForResourceRequest:
+    resource_arn: str
+
+
+@dataclass(frozen=True)
 class SearchUsersByImageRequest:
     collection_id: str
     image: ImageRef
@@ -316,7 +333,12 @@ class CompareFacesResponse:
 
 @dataclass(frozen=True)
 class EmptyResponse:
-    """CreateUser and DeleteUser answer an empty structure."""
+    """CreateUser, DeleteUser, TagResource and UntagResource answer an empty structure."""
+
+
+@dataclass(frozen=True)
+class ListTagsForResourceResponse:
+    tags: dict[str, str]
 
 
 @dataclass(frozen=True)

@@ -141,9 +141,15 @@ class CollectionStore:
     # ----------------------------------------------------------------------------------------- collections
 
     def create_collection(
-        self, collection_id: str, *, face_model_version: str, dim: int, index: IndexParams | None = None
+        self,
+        collection_id: str,
+        *,
+        face_model_version: str,
+        dim: int,
+        index: IndexParams | None = None,
+        tags: dict[str, str] | None = None,
     ) -> CollectionInfo:
-        """Create an empty collection pinned to ``face_model_version`` and vectors of ``dim``.
+        """Create an empty collection pinned to ``face_model_version`` and vectors of ``dim``, with ``tags``.
 
         ResourceAlreadyExistsException if it exists (decided by the put-if-absent of its manifest).
         """
@@ -159,6 +165,7 @@ class CollectionStore:
             # Rekognition reports CreationTimestamp to the millisecond.
             created_at=now.replace(microsecond=now.microsecond // 1000 * 1000),
             index=params,
+            tags=dict(tags or {}),
         )
         try:
             etag = self.blobs.put_if_absent(_manifest_key(collection_id), manifest.to_json())
@@ -359,6 +366,33 @@ class CollectionStore:
             hits = self._search(manifest, query, k, min_cosine)
             user_of = manifest.user_of()
             return [(self._with_user(record, user_of), cosine) for record, cosine in hits]
+
+    def set_tags(self, collection_id: str, tags: dict[str, str], *, max_tags: int) -> None:
+        """Add or overwrite ``tags``; ServiceQuotaExceededException beyond ``max_tags`` in all.
+
+        The count is checked on the manifest the swap replaces, so concurrent taggers cannot exceed it.
+        """
+
+        def change(current: Manifest) -> tuple[Manifest | None, None]:
+            merged = {**current.tags, **tags}
+            if len(merged) > max_tags:
+                raise ServiceQuotaExceededException(
+                    f"The collection {collection_id} would have {len(merged)} tags; the limit is {max_tags}."
+                )
+            return (current.evolve(tags=merged) if merged != current.tags else None), None
+
+        self._mutate(collection_id, change)
+
+    def remove_tags(self, collection_id: str, keys: Sequence[str]) -> None:
+        """Remove the tags with these keys; keys the collection does not have are ignored."""
+
+        removed = set(keys)
+
+        def change(current: Manifest) -> tuple[Manifest | None, None]:
+            kept = {key: value for key, value in current.tags.items() if key not in removed}
+            return (current.evolve(tags=kept) if kept != current.tags else None), None
+
+        self._mutate(collection_id, change)
 
     # ----------------------------------------------------------------------------------------------- users
 
@@ -898,6 +932,7 @@ class CollectionStore:
             face_count=manifest.face_count,
             user_count=len(manifest.users),
             created_at=manifest.created_at,
+            tags=dict(manifest.tags),
         )
 
 
