@@ -30,6 +30,7 @@ $(VENV)/.installed: pyproject.toml
 
 models: setup
 	$(BIN)/python layers/models/build_pack.py --out $(MODELS_DIR)
+	$(BIN)/python layers/models/build_attributes.py --out $(MODELS_DIR)
 
 demo: models
 	$(BIN)/facesearch demo

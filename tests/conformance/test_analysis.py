@@ -26,18 +26,6 @@ def test_detect_faces_from_s3(rekognition, s3, demo_photos):
     assert by_s3["FaceDetails"] == by_bytes["FaceDetails"]
 
 
-def test_detect_faces_refuses_other_attributes(rekognition, demo_photos):
-    expect_error(
-        rekognition.detect_faces,
-        "DetectFaces",
-        "InvalidParameterException",
-        "Attributes EMOTIONS, AGE_RANGE not supported: this service detects the DEFAULT attributes only "
-        "(BoundingBox, Confidence, Landmarks, Pose, Quality)",
-        Image={"Bytes": demo_photos[1]},
-        Attributes=["EMOTIONS", "DEFAULT", "AGE_RANGE"],
-    )
-
-
 def test_detect_faces_without_faces(rekognition, blank_jpeg):
     assert rekognition.detect_faces(Image={"Bytes": blank_jpeg})["FaceDetails"] == []
 

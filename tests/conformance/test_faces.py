@@ -75,20 +75,6 @@ def test_index_faces_no_face_indexes_nothing(rekognition, collection, blank_jpeg
     assert response["FaceRecords"] == [] and response["UnindexedFaces"] == []
 
 
-def test_index_faces_refuses_attributes_it_cannot_detect(rekognition, collection, demo_photos):
-    expect_error(
-        rekognition.index_faces,
-        "IndexFaces",
-        "InvalidParameterException",
-        "DetectionAttributes ALL not supported: this service detects the DEFAULT attributes only "
-        "(BoundingBox, Confidence, Landmarks, Pose, Quality)",
-        CollectionId=collection,
-        Image={"Bytes": demo_photos[0]},
-        DetectionAttributes=["ALL"],
-    )
-    assert rekognition.describe_collection(CollectionId=collection)["FaceCount"] == 0
-
-
 def test_index_faces_missing_collection(rekognition, demo_photos):
     expect_error(
         rekognition.index_faces,
