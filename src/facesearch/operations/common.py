@@ -9,8 +9,8 @@ from facesearch.vision.faces import DetectedFace
 from facesearch.vision.pack import ModelPack, get_pack
 
 NO_FACE_MESSAGE = "There are no faces in the image. Should be at least 1."
-# Rekognition's Attribute values with a meaning of their own; every other value names one attribute.
-DEFAULT_ATTRIBUTES = "DEFAULT"
+# The Attribute value that asks for everything; DEFAULT asks for nothing beyond the default set, and every
+# other value names one attribute.
 ALL_ATTRIBUTES = "ALL"
 
 
