@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/attributes.py --manifest ../shared/facedata/dev/manifest.json
 
-Sets: the dev face set's per-identity ``labels.gender`` (largest face of each photo), and the hand labels
-of the 22 faces of the face-api demo photos (bench/labels/demo_faces.json: Gender, EyesOpen, MouthOpen).
+Sets: the dev face set's per-identity ``labels.gender`` (largest face of each photo) and hand labels of
+EyesOpen for 48 of its photos (bench/labels/dev_eyes.json), and the hand labels of the 22 faces of the
+face-api demo photos (bench/labels/demo_faces.json: Gender, EyesOpen, MouthOpen).
 Per attribute: accuracy of the binary ones, and for AgeRange the range widths (no age labels exist here,
 so neither MAE nor the share of true ages inside AgeRange can be measured). Cost: milliseconds per face of
 ALL over DEFAULT, and DetectFaces' analysis of a mosaic of all six demo photos, DEFAULT and ALL.
@@ -29,6 +30,7 @@ from facesearch.vision.faces import DetectedFace
 from facesearch.vision.pipeline import analyze
 
 DEMO_LABELS = REPO_ROOT / "bench" / "labels" / "demo_faces.json"
+DEV_EYE_LABELS = REPO_ROOT / "bench" / "labels" / "dev_eyes.json"
 DEMO_MEMBERS = [f"package/demo/sample{i}.jpg" for i in range(1, 7)]
 # A detected face is the labelled one when their box centres are this close (image ratios).
 MATCH_DISTANCE = 0.05
@@ -87,7 +89,8 @@ def dev_set(manifest_path: Path) -> dict:
     manifest = json.loads(manifest_path.read_text())
     root = manifest_path.parent
     genders = manifest["labels"]["gender"]
-    pairs, widths, no_face = [], [], 0
+    eyes = json.loads(DEV_EYE_LABELS.read_text())["eyes_open"]
+    pairs, eye_pairs, widths, no_face = [], [], [], 0
     for name, paths in manifest["identities"].items():
         for path in paths:
             faces = analyze((root / path).read_bytes(), embed=False, max_faces=1, attributes=MEASURED).faces
@@ -96,11 +99,14 @@ def dev_set(manifest_path: Path) -> dict:
                 continue
             measured = faces[0].attributes
             pairs.append((genders[name], measured.gender[0]))
+            if eyes.get(path) is not None:
+                eye_pairs.append((eyes[path], measured.eyes_open.value))
             widths.append(measured.age_range[1] - measured.age_range[0])
     return {
         "photos": sum(len(p) for p in manifest["identities"].values()),
         "no_face": no_face,
         "gender": score(pairs),
+        "eyes_open (hand labels of 48 photos)": score(eye_pairs),
         "age_range_width": {"median": statistics.median(widths), "max": max(widths)},
         "age": "no age labels in this set: MAE and AgeRange coverage not measurable",
     }
