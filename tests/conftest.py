@@ -46,15 +46,16 @@ def facedata() -> dict:
 
 @pytest.fixture(scope="session")
 def model_pack() -> Path:
-    """The INT8 model pack under build/models, built by `make models` (or here, once, if it is missing)."""
+    """The INT8 model pack and the attribute pack under build/models, built by `make models` (or here)."""
     import subprocess
     import sys
 
     models_dir = REPO_ROOT / "build" / "models"
-    subprocess.run(
-        [sys.executable, str(REPO_ROOT / "layers" / "models" / "build_pack.py"), "--out", str(models_dir)],
-        check=True,
-    )
+    for script in ("build_pack.py", "build_attributes.py"):  # the face pack, then the attribute pack
+        subprocess.run(
+            [sys.executable, str(REPO_ROOT / "layers" / "models" / script), "--out", str(models_dir)],
+            check=True,
+        )
     return models_dir
 
 
