@@ -278,7 +278,7 @@ class CollectionStore:
     # ---------------------------------------------------------------- for the store's own modules only
 
     def segment(self, manifest: Manifest, ref: SegmentRef, *, graph: bool) -> seg.LoadedSegment:
-        """A segment of ``manifest`` in memory (its graph too if ``graph``), tombstones applied."""
+        """A segment of ``manifest`` in memory (what it is searched with too if ``graph``)."""
         return self.memory.load(self.blobs, manifest, ref, graph=graph)
 
     def mutate(self, collection_id: str, change: Callable[[CollectionView], tuple[Manifest | None, R]]) -> R:
@@ -303,6 +303,11 @@ class CollectionStore:
         raise ProvisionedThroughputExceededException(
             f"Too many concurrent writes to collection {collection_id}; retry the request."
         )
+
+    def forget_cached(self, collection_id: str, segment_id: str) -> None:
+        """Remove a segment this process replaced from the disk cache (it stays in the blob store)."""
+        for ext in ("bin", "json"):
+            self.cache.discard(keys.cache_name(self.blobs.location, collection_id, segment_id, ext))
 
     def upload_segment(
         self, collection_id: str, manifest: Manifest, records: tuple[FaceRecord, ...], vectors: np.ndarray
