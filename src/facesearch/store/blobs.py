@@ -16,6 +16,7 @@ ETags are quoted MD5 hex strings on both backends, as S3 returns them for single
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import hashlib
@@ -103,9 +104,9 @@ class BlobStore(Protocol):
 
     def put_if_match(self, key: str, body: bytes, etag: str) -> str: ...
 
-    def list(self, prefix: str) -> list[BlobInfo]: ...
+    def list(self, prefix: str) -> builtins.list[BlobInfo]: ...
 
-    def list_prefixes(self, prefix: str) -> list[str]: ...
+    def list_prefixes(self, prefix: str) -> builtins.list[str]: ...
 
     def delete(self, key: str) -> None: ...
 
@@ -174,8 +175,8 @@ class S3BlobStore:
     def put_if_match(self, key: str, body: bytes, etag: str) -> str:
         return self._put(key, body, IfMatch=etag)
 
-    def list(self, prefix: str) -> list[BlobInfo]:
-        found = []
+    def list(self, prefix: str) -> builtins.list[BlobInfo]:
+        found: builtins.list[BlobInfo] = []
         for page in self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self._key(prefix)
         ):
@@ -189,8 +190,8 @@ class S3BlobStore:
                 )
         return found
 
-    def list_prefixes(self, prefix: str) -> list[str]:
-        found = []
+    def list_prefixes(self, prefix: str) -> builtins.list[str]:
+        found: builtins.list[str] = []
         for page in self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self._key(prefix), Delimiter="/"
         ):
@@ -273,17 +274,17 @@ class FolderBlobStore:
         try:
             with self._lock(key):
                 current = self.get(key)
-                if current is None or current.etag != etag:
+                if not isinstance(current, Blob) or current.etag != etag:
                     raise PreconditionFailed(f"{key}: changed")
                 os.replace(temp, path)
         finally:
             temp.unlink(missing_ok=True)
         return _etag(body)
 
-    def list(self, prefix: str) -> list[BlobInfo]:
+    def list(self, prefix: str) -> builtins.list[BlobInfo]:
         base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
         start = base if prefix.endswith("/") or not prefix else base.parent
-        found = []
+        found: builtins.list[BlobInfo] = []
         for dirpath, dirnames, filenames in os.walk(start):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             for name in filenames:
@@ -297,7 +298,7 @@ class FolderBlobStore:
                         found.append(BlobInfo(key=key, size=stat.st_size, last_modified=stat.st_mtime))
         return sorted(found, key=lambda info: info.key)
 
-    def list_prefixes(self, prefix: str) -> list[str]:
+    def list_prefixes(self, prefix: str) -> builtins.list[str]:
         base = self._path(prefix.rstrip("/")) if prefix.strip("/") else self.root
         if not prefix.endswith("/") or not base.is_dir():
             return []

@@ -4,17 +4,43 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 from facesearch.domain import FaceRecord
 from facesearch.store import changes, keys
+from facesearch.store import segment as seg
+from facesearch.store.blobs import BlobStore
+from facesearch.store.manifest import Manifest, SegmentRef
+from facesearch.store.memory import SegmentMemory
+from facesearch.store.view import CollectionView
 
-if TYPE_CHECKING:
-    from facesearch.store.core import CollectionStore
+R = TypeVar("R")
+
+
+class CollectionStore(Protocol):
+    """What compaction and GC use of ``store.core.CollectionStore`` (a structural type: no import cycle)."""
+
+    blobs: BlobStore
+    memory: SegmentMemory
+
+    def view(self, collection_id: str) -> CollectionView: ...
+
+    def segment(self, manifest: Manifest, ref: SegmentRef, *, graph: bool) -> seg.LoadedSegment: ...
+
+    def mutate(
+        self, collection_id: str, change: Callable[[CollectionView], tuple[Manifest | None, R]]
+    ) -> R: ...
+
+    def forget_cached(self, collection_id: str, segment_id: str) -> None: ...
+
+    def upload_segment(
+        self, collection_id: str, manifest: Manifest, records: tuple[FaceRecord, ...], vectors: np.ndarray
+    ) -> seg.BuiltSegment: ...
+
 
 # Size tiers: a segment of n live faces is in tier floor(log_FAN_OUT(n)); FAN_OUT segments of one tier
 # merge into one of a higher tier. Each merge lifts its faces at least one tier, so a face is re-indexed
@@ -105,8 +131,8 @@ def _merge_once(store: CollectionStore, collection_id: str, *, force: bool, budg
     dead: dict[str, int] = {}
     if manifest.tombstones:
         for ref in manifest.segments:
-            rows = store.segment(manifest, ref, graph=False).row_of
-            dead[ref.segment_id] = sum(1 for face_id in manifest.tombstones if face_id in rows)
+            row_of = store.segment(manifest, ref, graph=False).row_of
+            dead[ref.segment_id] = sum(1 for face_id in manifest.tombstones if face_id in row_of)
     sizes = [SegmentSize(ref.segment_id, ref.count, dead.get(ref.segment_id, 0)) for ref in manifest.segments]
     chosen = set(plan(sizes, force=force, budget=budget))
     if not chosen:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -43,7 +43,7 @@ from facesearch.lazy import once
 from facesearch.settings import DEFAULT_CACHE_MAX_BYTES, get_settings
 from facesearch.store import changes, compaction, keys, tokens
 from facesearch.store import segment as seg
-from facesearch.store.blobs import NOT_MODIFIED, BlobStore, open_blob_store
+from facesearch.store.blobs import Blob, BlobStore, open_blob_store
 from facesearch.store.cache import DiskCache
 from facesearch.store.errors import PreconditionFailed
 from facesearch.store.manifest import IndexParams, Manifest, SegmentRef
@@ -55,7 +55,7 @@ R = TypeVar("R")
 # HNSW parameters (hnswlib names): M=16 / ef_construction=200 is hnswlib's recommended high-recall setting;
 # ef=160 gives recall@10 >= 0.99 on 100k random 512-D unit vectors (bench/store.py), which are harder
 # than face embeddings. Every value is recorded in the manifest; these only apply to new collections.
-DEFAULT_INDEX = {"space": "cosine", "m": 16, "ef_construction": 200, "ef": 160}
+DEFAULT_INDEX: dict[str, Any] = {"space": "cosine", "m": 16, "ef_construction": 200, "ef": 160}
 # Manifests cached in memory (least recently read dropped first; its segments are released with it): a
 # warm container serves a few collections, and each cached manifest keeps its segments loaded.
 MAX_CACHED_MANIFESTS = 32
@@ -141,14 +141,15 @@ class CollectionStore:
             if cached is not None:
                 self._manifests.move_to_end(collection_id)
         got = self.blobs.get(keys.manifest_key(collection_id), if_none_match=cached.etag if cached else None)
-        if got is NOT_MODIFIED:
-            return CollectionView(self, cached)
         if got is None:
             self._install(collection_id, None)
             raise changes.not_found(collection_id)
+        if not isinstance(got, Blob):
+            # NOT_MODIFIED answers only a GET made with the cached snapshot's ETag.
+            return CollectionView(self.blobs, self.memory, cast(Snapshot, cached))
         fresh = Snapshot(got.etag, Manifest.from_json(got.body, f"of collection {collection_id}"))
         self._install(collection_id, fresh)
-        return CollectionView(self, fresh)
+        return CollectionView(self.blobs, self.memory, fresh)
 
     def list_collections(self, *, max_results: int, next_token: str | None = None) -> Page[CollectionInfo]:
         """Collections sorted by id, ``max_results`` per page."""

@@ -7,7 +7,6 @@ import re
 
 ROOT = "collections/"
 _SEGMENTS = "segments/"
-_EXTENSIONS = ("bin", "json")
 # Segment ids are "<UTC timestamp>-<uuid4 hex>" (CollectionStore.upload_segment); GC deletes nothing else.
 _SEGMENT_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{32}\.(bin|json)$")
 
@@ -41,7 +40,7 @@ def segment_key(collection_id: str, segment_id: str, ext: str) -> str:
 
 def segment_keys(collection_id: str, segment_id: str) -> tuple[str, str]:
     """Both objects of a segment: the graph (``.bin``) and the records (``.json``)."""
-    return tuple(segment_key(collection_id, segment_id, ext) for ext in _EXTENSIONS)
+    return segment_key(collection_id, segment_id, "bin"), segment_key(collection_id, segment_id, "json")
 
 
 def is_segment_object(collection_id: str, key: str) -> bool:

@@ -98,7 +98,13 @@ class LoadedSegment:
         """The unit vectors of ``rows``, shape (len(rows), dim)."""
         if self.matrix is not None:
             return self.matrix[rows]
-        return np.asarray(self.index.get_items(rows), dtype=np.float32)
+        return np.asarray(self.graph().get_items(rows), dtype=np.float32)
+
+    def graph(self) -> hnswlib.Index:
+        """The hnswlib index: segments loaded with ``graph=True`` and over the exact-search size have one."""
+        if self.index is None:
+            raise RuntimeError(f"segment {self.ref.segment_id} was loaded without its graph")
+        return self.index
 
     def nbytes(self) -> int:
         """Approximate memory of the vectors and graph (for the store's own accounting and tests)."""
@@ -248,10 +254,11 @@ def search(
         return []
     if segment.matrix is not None:
         return _exact(segment.matrix, np.arange(segment.ref.count), dead, query, k)
-    if segment.index.ef != ef:
-        segment.index.set_ef(ef)
+    index = segment.graph()
+    if index.ef != ef:
+        index.set_ef(ef)
     try:
-        labels, distances = segment.index.knn_query(query.reshape(1, -1), k=k)
+        labels, distances = index.knn_query(query.reshape(1, -1), k=k)
     except RuntimeError:
         # hnswlib cannot always fill k results when many rows are deleted: answer exactly instead.
         rows = np.setdiff1d(np.arange(segment.ref.count), dead)

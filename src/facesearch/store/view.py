@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,11 +12,10 @@ from facesearch.domain import CollectionInfo, FaceRecord, Page, UserMatch, UserR
 from facesearch.errors import InvalidParameterException, ResourceNotFoundException
 from facesearch.store import segment as seg
 from facesearch.store import tokens
+from facesearch.store.blobs import BlobStore
 from facesearch.store.changes import check_vectors, unique, user_not_found, user_record
 from facesearch.store.manifest import Manifest, SegmentRef
-
-if TYPE_CHECKING:
-    from facesearch.store.core import CollectionStore
+from facesearch.store.memory import SegmentMemory
 
 # The least ef a segment's graph is searched with, however small its share of the collection.
 MIN_SEGMENT_EF = 32
@@ -55,6 +53,12 @@ def collection_info(manifest: Manifest) -> CollectionInfo:
     )
 
 
+def _face_not_found(collection_id: str, face_id: str) -> ResourceNotFoundException:
+    return ResourceNotFoundException(
+        f"The face id: {face_id} does not exist in the collection {collection_id}"
+    )
+
+
 def _with_user(record: FaceRecord, user_of: dict[str, str]) -> FaceRecord:
     owner = user_of.get(record.face_id)
     return record if owner is None else FaceRecord(**{**record.__dict__, "user_id": owner})
@@ -75,7 +79,8 @@ class CollectionView:
     - A corrupt segment refuses every read that needs it with ``CorruptSegmentError``.
     """
 
-    store: CollectionStore
+    blobs: BlobStore
+    memory: SegmentMemory
     snapshot: Snapshot
 
     @property
@@ -110,9 +115,7 @@ class CollectionView:
         for i, face_id in enumerate(face_ids):
             found = self._locate(face_id) if face_id not in manifest.tombstones else None
             if found is None:
-                raise ResourceNotFoundException(
-                    f"The face id: {face_id} does not exist in the collection {manifest.collection_id}"
-                )
+                raise _face_not_found(manifest.collection_id, face_id)
             out[i] = self._segment(found[0].ref, graph=True).vectors([found[1]])[0]
         return out
 
@@ -128,7 +131,7 @@ class CollectionView:
         check_max_results(max_results)
         manifest = self.manifest
         scope = tokens.scope_of(
-            "faces", self.store.blobs.location, manifest.collection_id, user_id, sorted(face_ids or [])
+            "faces", self.blobs.location, manifest.collection_id, user_id, sorted(face_ids or [])
         )
         candidates = self._live_sorted() if user_id is None else sorted(manifest.users.get(user_id, ()))
         if face_ids is not None:
@@ -166,7 +169,7 @@ class CollectionView:
         manifest = self.manifest
         user_of = manifest.user_of()
         for ref in manifest.segments:
-            loaded = self.store.memory.load(self.store.blobs, manifest, ref, graph=True, keep=False)
+            loaded = self.memory.load(self.blobs, manifest, ref, graph=True, keep=False)
             rows = [
                 row for row, record in enumerate(loaded.records) if record.face_id not in manifest.tombstones
             ]
@@ -187,7 +190,7 @@ class CollectionView:
         """Users sorted by UserId, ``max_results`` per page."""
         check_max_results(max_results)
         manifest = self.manifest
-        scope = tokens.scope_of("users", self.store.blobs.location, manifest.collection_id)
+        scope = tokens.scope_of("users", self.blobs.location, manifest.collection_id)
         ids = sorted(manifest.users)
         start = tokens.resume_index(ids, tokens.decode(next_token, "u", scope)) if next_token else 0
         chosen = ids[start : start + max_results]
@@ -231,7 +234,7 @@ class CollectionView:
     # ---------------------------------------------------------------------------------------------- inside
 
     def _segment(self, ref: SegmentRef, *, graph: bool) -> seg.LoadedSegment:
-        return self.store.memory.load(self.store.blobs, self.manifest, ref, graph=graph)
+        return self.memory.load(self.blobs, self.manifest, ref, graph=graph)
 
     def _locate(self, face_id: str) -> tuple[seg.LoadedSegment, int] | None:
         for ref in self.manifest.segments:
@@ -242,13 +245,16 @@ class CollectionView:
         return None
 
     def _record(self, face_id: str, user_of: dict[str, str]) -> FaceRecord:
-        loaded, row = self._locate(face_id)
+        found = self._locate(face_id)
+        if found is None:
+            raise _face_not_found(self.manifest.collection_id, face_id)
+        loaded, row = found
         return _with_user(loaded.records[row], user_of)
 
     def _live_sorted(self) -> list[str]:
         if "live_sorted" not in self.snapshot.memo:
             tombstones = self.manifest.tombstones
-            ids = []
+            ids: list[str] = []
             for ref in self.manifest.segments:
                 loaded = self._segment(ref, graph=False)
                 ids.extend(face_id for face_id in loaded.row_of if face_id not in tombstones)
