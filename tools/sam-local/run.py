@@ -106,9 +106,9 @@ def start_moto() -> tuple[ThreadedMotoServer, str, str]:
 def write_overlay(build_dir: Path, endpoint: str) -> tuple[Path, Path]:
     """The built template with AWS_ENDPOINT_URL_S3 declared, and the --env-vars file for both functions."""
     template = yaml.safe_load((build_dir / "template.yaml").read_text())
-    for name in FUNCTIONS:
-        variables = template["Resources"][name]["Properties"]["Environment"]["Variables"]
-        variables["AWS_ENDPOINT_URL_S3"] = ""
+    # Declared once for every function, in Globals (SAM merges it into each function's variables).
+    function_globals = template.setdefault("Globals", {}).setdefault("Function", {})
+    function_globals.setdefault("Environment", {}).setdefault("Variables", {})["AWS_ENDPOINT_URL_S3"] = ""
     overlay = build_dir / "template.sam-local.yaml"
     overlay.write_text(yaml.safe_dump(template, sort_keys=False))
     common = {"FACESEARCH_STORE": f"s3://{STORE_BUCKET}", "AWS_ENDPOINT_URL_S3": endpoint}

@@ -97,7 +97,7 @@ class LoadedSegment:
         """The unit vectors of ``rows``, shape (len(rows), dim)."""
         if self.matrix is not None:
             return self.matrix[rows]
-        return np.asarray(self.index.get_items(rows, return_type="numpy"), dtype=np.float32)
+        return np.asarray(self.index.get_items(rows), dtype=np.float32)
 
     def nbytes(self) -> int:
         """Approximate memory of the vectors and graph (for the store's own accounting and tests)."""
@@ -121,7 +121,7 @@ def searchable(
     if ref.count > BRUTE_FORCE_MAX_FACES:
         return LoadedSegment(ref=ref, records=records, row_of=row_of, index=index)
     if vectors is None:
-        vectors = np.asarray(index.get_items(list(range(ref.count)), return_type="numpy"), dtype=np.float32)
+        vectors = np.asarray(index.get_items(list(range(ref.count))), dtype=np.float32)
     matrix = np.ascontiguousarray(vectors, dtype=np.float32).reshape(ref.count, -1)
     return LoadedSegment(ref=ref, records=records, row_of=row_of, matrix=matrix)
 
