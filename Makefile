@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODELS_DIR ?= build/models
 
-.PHONY: setup models demo test lint clean sam-lint sam-build sam-check sam-check-all sam-docker sam-local
+.PHONY: setup models demo test lint clean sam-lint sam-build sam-check sam-check-all sam-docker sam-local browser-deps
 
 # SAM CLI lives in its own venv: its pinned dependencies would fight the project's boto3/moto.
 SAM_VENV ?= build/sam-venv
@@ -30,6 +30,13 @@ $(VENV)/.installed: pyproject.toml
 
 models: setup
 	$(BIN)/python layers/models/build_pack.py --out $(MODELS_DIR)
+
+# The console's browser tests (tests/browser): headless Chromium from the OS packages, driven by Playwright
+# (which is pointed at /usr/bin/chromium and never downloads a browser of its own).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-deps: setup
+	command -v chromium >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; }
+	$(BIN)/python -m pip install --quiet -e '.[browser]'
 
 demo: models
 	$(BIN)/facesearch demo

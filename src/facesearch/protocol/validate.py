@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import math
 import re
+import reprlib
 from typing import Any
 
 from botocore.model import Shape
@@ -21,6 +23,11 @@ EXACTLY_ONE_OF = {"Image": ("Bytes", "S3Object")}
 # S3Object members Rekognition requires although the model leaves them optional.
 REQUIRED_EXTRA = {"S3Object": ("Bucket", "Name")}
 _SHOWN_VALUE_CHARS = 64
+# Shown values are rendered at most this deep: a deeply nested JSON value must not recurse in its message.
+_SHOWN_LEVELS = 3
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel = _SHOWN_LEVELS
+_SHOWN.maxstring = _SHOWN.maxother = _SHOWN_VALUE_CHARS
 # Java's Unicode classes inside a character class (the Tags patterns use them), which Python's ``re`` lacks:
 # letters and numbers are word characters but "_", separators are whitespace. Both slightly over-accept
 # (e.g. tabs) rather than refuse a valid tag.
@@ -43,7 +50,7 @@ def compiled_pattern(pattern: str) -> re.Pattern:
 
 
 def _show(value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value)
+    text = value if isinstance(value, str) else _SHOWN.repr(value)
     return text if len(text) <= _SHOWN_VALUE_CHARS else text[:_SHOWN_VALUE_CHARS] + "..."
 
 
@@ -77,6 +84,10 @@ class _Walker:
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 self.fail(path, value, "Member must be a number")
                 return None
+            # json.loads accepts NaN and Infinity, which are not JSON; NaN passes every range comparison.
+            if not math.isfinite(value):
+                self.fail(path, value, "Member must be a finite number")
+                return None
             self._range(shape, value, path)
             return float(value)
         if kind == "boolean":
@@ -86,7 +97,7 @@ class _Walker:
         if kind == "blob":
             return self._blob(shape, value, path)
         if kind == "timestamp":
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 self.fail(path, value, "Member must be a timestamp in epoch seconds")
             return value
         raise AssertionError(f"shape type {kind} of {shape.name} is not handled")
