@@ -38,6 +38,8 @@ ROOT = HERE.parents[1]
 EVENTS = ROOT / "events"
 STORE_BUCKET = "facesearch-local"
 IMAGES_BUCKET = "facesearch-demo-images"  # what events/apigw-rest-index-faces-s3.json names
+# With a local stand-in of the base image, SAM must not try the registry (main() clears this for --pull).
+PULL = ["--skip-pull-image"]
 # The S3-event indexing block is off by default; its events need PhotoIndexFunction in the template.
 PARAMETERS = ["PhotoIndexing=Enabled", f"PhotoBucketName={IMAGES_BUCKET}"]
 SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
@@ -217,7 +219,7 @@ def invoke_events(sam: str, overlay: Path, env_file: Path, expected: dict) -> in
                 str(EVENTS / f"{name}.json"),
                 "--env-vars",
                 str(env_file),
-                "--skip-pull-image",
+                *PULL,
                 "--parameter-overrides",
                 " ".join(PARAMETERS),
             ],
@@ -273,7 +275,7 @@ def start_api(sam: str, overlay: Path, env_file: Path) -> int:
                 "127.0.0.1",
                 "--port",
                 str(port),
-                "--skip-pull-image",
+                *PULL,
                 "--warm-containers",
                 "LAZY",
             ],
@@ -308,9 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sam", default="sam")
     parser.add_argument("--build-dir", type=Path, default=ROOT / ".aws-sam" / "build")
     parser.add_argument("--skip-api", action="store_true", help="only the events")
+    parser.add_argument("--pull", action="store_true", help="let SAM pull the base image (no local stand-in)")
     args = parser.parse_args(argv)
     # One line per event as it finishes, also when the output goes to a CI log file.
     sys.stdout.reconfigure(line_buffering=True)
+    if args.pull:
+        PULL.clear()
     expected = json.loads((HERE / "expected.json").read_text())
     start = time.monotonic()
     server, local, seen_by_containers = start_moto()
