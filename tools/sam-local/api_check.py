@@ -80,6 +80,21 @@ def conformance(endpoint: str, photo_bytes: bytes) -> list[tuple[str, str]]:
     )
     if {face["FaceId"] for face in listed["Faces"]} != ids:
         raise SystemExit("ListFaces does not list the indexed faces")
+    first = found["FaceMatches"][0]["Face"]["FaceId"]
+    others = step(
+        "SearchFaces",
+        lambda: client.search_faces(CollectionId="sam-local", FaceId=first, FaceMatchThreshold=0),
+        lambda r: f"{len(r['FaceMatches'])} other faces, the searched one left out",
+    )
+    if first in {match["Face"]["FaceId"] for match in others["FaceMatches"]}:
+        raise SystemExit("SearchFaces returned the searched face itself")
+    step(
+        "DeleteFaces",
+        lambda: client.delete_faces(CollectionId="sam-local", FaceIds=[first]),
+        lambda r: f"deleted {len(r['DeletedFaces'])}",
+    )
+    if first in {face["FaceId"] for face in client.list_faces(CollectionId="sam-local")["Faces"]}:
+        raise SystemExit("DeleteFaces left the face listed")
     try:
         client.describe_collection(CollectionId="no-such-collection")
     except client.exceptions.ResourceNotFoundException as error:
