@@ -92,7 +92,7 @@ def test_nan_threshold_associates_nothing():
             {"CollectionId": "c", "UserId": "u", "FaceIds": [face], "UserMatchThreshold": float("nan")},
             CONTEXT,
         )
-    (user,) = store.list_users("c", max_results=10).items
+    (user,) = store.view("c").list_users(max_results=10).items
     assert user.user_id == "u" and user.user_status != "UPDATING"
 
 

@@ -88,9 +88,15 @@ class CollectionStore:
     # ----------------------------------------------------------------------------------------- collections
 
     def create_collection(
-        self, collection_id: str, *, face_model_version: str, dim: int, index: IndexParams | None = None
+        self,
+        collection_id: str,
+        *,
+        face_model_version: str,
+        dim: int,
+        index: IndexParams | None = None,
+        tags: dict[str, str] | None = None,
     ) -> CollectionInfo:
-        """Create an empty collection pinned to ``face_model_version`` and vectors of ``dim``.
+        """Create an empty collection pinned to ``face_model_version`` and vectors of ``dim``, with ``tags``.
 
         ResourceAlreadyExistsException if it exists (decided by the put-if-absent of its manifest).
         """
@@ -106,6 +112,7 @@ class CollectionStore:
             # Rekognition reports CreationTimestamp to the millisecond.
             created_at=now.replace(microsecond=now.microsecond // 1000 * 1000),
             index=params,
+            tags=dict(tags or {}),
         )
         try:
             etag = self.blobs.put_if_absent(keys.manifest_key(collection_id), manifest.to_json())
@@ -187,6 +194,14 @@ class CollectionStore:
             self.maybe_compact(collection_id)
         return result
 
+    def set_tags(self, collection_id: str, tags: dict[str, str], *, max_tags: int) -> None:
+        """Add or overwrite ``tags`` (see ``changes.set_tags``): checked on the manifest the swap replaces."""
+        self.mutate(collection_id, lambda current: changes.set_tags(current.manifest, tags, max_tags))
+
+    def remove_tags(self, collection_id: str, tag_keys: Sequence[str]) -> None:
+        """Remove the tags with these keys; keys the collection does not have are ignored."""
+        self.mutate(collection_id, lambda current: changes.remove_tags(current.manifest, tag_keys))
+
     def create_user(self, collection_id: str, user_id: str) -> None:
         """Create a user with no faces (status CREATED). ConflictException if the UserId exists."""
         self.mutate(collection_id, lambda current: changes.create_user(current.manifest, user_id))
@@ -263,7 +278,7 @@ class CollectionStore:
     # ---------------------------------------------------------------- for the store's own modules only
 
     def segment(self, manifest: Manifest, ref: SegmentRef, *, graph: bool) -> seg.LoadedSegment:
-        """A segment of ``manifest`` in memory (its graph too if ``graph``), tombstones applied."""
+        """A segment of ``manifest`` in memory (what it is searched with too if ``graph``)."""
         return self.memory.load(self.blobs, manifest, ref, graph=graph)
 
     def mutate(self, collection_id: str, change: Callable[[CollectionView], tuple[Manifest | None, R]]) -> R:
@@ -288,6 +303,11 @@ class CollectionStore:
         raise ProvisionedThroughputExceededException(
             f"Too many concurrent writes to collection {collection_id}; retry the request."
         )
+
+    def forget_cached(self, collection_id: str, segment_id: str) -> None:
+        """Remove a segment this process replaced from the disk cache (it stays in the blob store)."""
+        for ext in ("bin", "json"):
+            self.cache.discard(keys.cache_name(self.blobs.location, collection_id, segment_id, ext))
 
     def upload_segment(
         self, collection_id: str, manifest: Manifest, records: tuple[FaceRecord, ...], vectors: np.ndarray

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -165,10 +166,15 @@ def build(
     if count:
         index.add_items(np.ascontiguousarray(vectors, dtype=np.float32), np.arange(count))
     index.set_ef(params.ef)
-    with tempfile.TemporaryDirectory(prefix="facesearch-segment-") as folder:
-        path = Path(folder) / "graph.bin"
-        index.save_index(str(path))
-        bin_body = path.read_bytes()
+    # hnswlib serialises only to a file. A temp file, not a temp folder: removing a folder costs a
+    # journal commit on some disks (~3 ms, the bulk of a one-face write there).
+    handle, name = tempfile.mkstemp(prefix="facesearch-segment-", suffix=".bin")
+    os.close(handle)
+    try:
+        index.save_index(name)
+        bin_body = Path(name).read_bytes()
+    finally:
+        os.unlink(name)
     json_body = json.dumps(
         {
             "format": SEGMENT_FORMAT_VERSION,
@@ -228,12 +234,13 @@ def load_graph(path: Path, ref: SegmentRef, params: IndexParams) -> hnswlib.Inde
 
 
 def search(
-    segment: LoadedSegment, query: np.ndarray, k: int, tombstones: frozenset[str]
+    segment: LoadedSegment, query: np.ndarray, k: int, tombstones: frozenset[str], ef: int
 ) -> list[tuple[int, float]]:
     """Up to ``k`` (row, cosine) of the segment's rows not in ``tombstones`` nearest to the unit ``query``.
 
-    Takes no store-wide lock: hnswlib's knn_query releases the GIL and is safe to run concurrently, and
-    its ef is fixed at load (hnswlib searches with max(ef, k)).
+    Takes no store-wide lock: hnswlib's knn_query releases the GIL and is safe to run concurrently
+    (hnswlib searches with max(ef, k)). ``ef`` is the graph's search breadth; it only changes when the
+    collection's size does, and a query racing that change searches with either value.
     """
     dead = segment.deleted.rows_for(tombstones, segment.row_of, segment.index)
     k = min(k, segment.ref.count - len(dead))
@@ -241,6 +248,8 @@ def search(
         return []
     if segment.matrix is not None:
         return _exact(segment.matrix, np.arange(segment.ref.count), dead, query, k)
+    if segment.index.ef != ef:
+        segment.index.set_ef(ef)
     try:
         labels, distances = segment.index.knn_query(query.reshape(1, -1), k=k)
     except RuntimeError:

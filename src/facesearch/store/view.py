@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,11 @@ from facesearch.store.manifest import Manifest, SegmentRef
 
 if TYPE_CHECKING:
     from facesearch.store.core import CollectionStore
+
+# The least ef a segment's graph is searched with, however small its share of the collection.
+MIN_SEGMENT_EF = 32
+# Vectors copied out of a graph per call while exporting: bounds the copy, not the segment.
+_EXPORT_ROWS = 1024
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ def collection_info(manifest: Manifest) -> CollectionInfo:
         face_count=manifest.face_count,
         user_count=len(manifest.users),
         created_at=manifest.created_at,
+        tags=dict(manifest.tags),
     )
 
 
@@ -150,6 +157,24 @@ class CollectionView:
         user_of = self.manifest.user_of()
         return [(_with_user(record, user_of), cosine) for record, cosine in hits]
 
+    def export_faces(self) -> Iterator[tuple[FaceRecord, np.ndarray]]:
+        """Every live face (with its user) and its unit vector, segment by segment.
+
+        A segment not already in memory is read for this scan only and not kept, so exporting a large
+        collection holds one segment at a time.
+        """
+        manifest = self.manifest
+        user_of = manifest.user_of()
+        for ref in manifest.segments:
+            loaded = self.store.memory.load(self.store.blobs, manifest, ref, graph=True, keep=False)
+            rows = [
+                row for row, record in enumerate(loaded.records) if record.face_id not in manifest.tombstones
+            ]
+            for start in range(0, len(rows), _EXPORT_ROWS):
+                chunk = rows[start : start + _EXPORT_ROWS]
+                for row, vector in zip(chunk, loaded.vectors(chunk), strict=True):
+                    yield _with_user(loaded.records[row], user_of), vector
+
     # ----------------------------------------------------------------------------------------------- users
 
     def get_user(self, user_id: str) -> UserRecord:
@@ -232,9 +257,14 @@ class CollectionView:
 
     def _search(self, query: np.ndarray, k: int, min_cosine: float) -> list[tuple[FaceRecord, float]]:
         hits: list[tuple[FaceRecord, float]] = []
-        for ref in self.manifest.segments:
+        manifest = self.manifest
+        for ref in manifest.segments:
             loaded = self._segment(ref, graph=True)
-            for row, cosine in seg.search(loaded, query, k, self.manifest.tombstones):
+            # A segment holding a share p of the faces holds on average a share p of the true top k, and
+            # its smaller graph reaches a given recall with a smaller ef: the collection's ef is split in
+            # proportion, so a search of many segments costs about what one graph of all faces costs.
+            ef = max(MIN_SEGMENT_EF, math.ceil(manifest.index.ef * ref.count / manifest.stored_count))
+            for row, cosine in seg.search(loaded, query, k, manifest.tombstones, min(ef, manifest.index.ef)):
                 if cosine >= min_cosine:
                     hits.append((loaded.records[row], cosine))
         hits.sort(key=lambda hit: -hit[1])
