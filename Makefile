@@ -78,13 +78,17 @@ sam-check-all:
 
 # A Docker engine (the OS's docker.io, started if none answers) and the runtime's base image (a local
 # stand-in built from OS and PyPI packages when it is not present; see tools/sam-local/base-image.sh).
+# SAM_LOCAL_STANDIN=0 (a machine that can reach AWS's registry): no stand-in, SAM pulls the real image.
+SAM_LOCAL_STANDIN ?= 1
 sam-docker:
 	tools/sam-local/docker-engine.sh
+ifeq ($(SAM_LOCAL_STANDIN),1)
 	LAMBDA_PYTHON_VERSION=$(LAMBDA_PYTHON_VERSION) tools/sam-local/base-image.sh $(ARCHITECTURE)
+endif
 
 # Every event in events/ through `sam local invoke`, then boto3 through `sam local start-api`.
 sam-local: sam-build sam-docker
-	$(SAM_ENV) $(BIN)/python tools/sam-local/run.py --sam $(SAM)
+	$(SAM_ENV) $(BIN)/python tools/sam-local/run.py --sam $(SAM) $(if $(filter 1,$(SAM_LOCAL_STANDIN)),,--pull)
 
 clean:
 	rm -rf $(VENV) build .aws-sam

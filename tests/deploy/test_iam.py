@@ -25,12 +25,15 @@ from facesearch import lazy
 from facesearch.devtools import cfn
 from facesearch.devtools.server import LocalLambdaContext
 from facesearch.handler import maintenance_handler
+from facesearch.s3events import s3_event_handler
 from facesearch.settings import REPO_ROOT
 from tests.support.transport import HandlerTransport, rekognition_client
 
 TEMPLATE = cfn.load_template(REPO_ROOT / "template.yaml")
 BUCKET = "facesearch-iam-test"
-PHOTOS_BUCKET = "facesearch-iam-photos"  # an AllowedImageBuckets entry
+# An AllowedImageBuckets entry, and PhotoIndexFunction's PhotoBucketName: the one the ready S3 events name.
+PHOTOS_BUCKET = "facesearch-demo-images"
+PHOTO_KEY = "photos/sample1.jpg"  # what events/s3-object-*.json name
 REGION = "us-east-1"
 EVENT_PHOTO = json.loads((REPO_ROOT / "events" / "direct-detect-faces.json").read_text())["Parameters"][
     "Image"
@@ -38,12 +41,18 @@ EVENT_PHOTO = json.loads((REPO_ROOT / "events" / "direct-detect-faces.json").rea
 
 
 def function_policy(function: str) -> dict:
-    """The function's policy document as CloudFormation would create it for this stack."""
-    parameters = {"BucketName": BUCKET, "AllowedImageBuckets": PHOTOS_BUCKET}
-    resolved = cfn.Resolver(TEMPLATE, parameters, REGION).resolve(
-        TEMPLATE["Resources"][function]["Properties"]
-    )
-    statements = [s for policy in resolved["Policies"] if policy is not None for s in policy["Statement"]]
+    """The function's S3 policy statements as CloudFormation would create them for this stack (SAM policy
+    templates, such as PhotoIndexFunction's SQS poller, grant no S3 access and are left out)."""
+    parameters = {
+        "BucketName": BUCKET,
+        "AllowedImageBuckets": PHOTOS_BUCKET,
+        "PhotoIndexing": "Enabled",
+        "PhotoBucketName": PHOTOS_BUCKET,
+    }
+    resolver = cfn.Resolver(TEMPLATE, parameters, REGION)
+    policies = TEMPLATE["Resources"][function]["Properties"]["Policies"]
+    resolved = [resolver.resolve(policy) for policy in policies if "SQSPollerPolicy" not in policy]
+    statements = [s for policy in resolved if policy is not None for s in policy["Statement"]]
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -75,7 +84,11 @@ def aws(monkeypatch) -> Iterator[None]:
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         photo = base64.b64decode(EVENT_PHOTO["Bytes"])
-        for bucket, key in ((BUCKET, "images/face.jpg"), (PHOTOS_BUCKET, "face.jpg")):
+        for bucket, key in (
+            (BUCKET, "images/face.jpg"),
+            (PHOTOS_BUCKET, "face.jpg"),
+            (PHOTOS_BUCKET, PHOTO_KEY),
+        ):
             s3.create_bucket(Bucket=bucket)
             s3.put_object(Bucket=bucket, Key=key, Body=photo)
         yield
@@ -201,6 +214,34 @@ def test_the_maintenance_function_runs_with_only_its_policy(aws, model_pack, mon
     assert prefixes
     for bucket, prefix in prefixes:
         assert list_prefix_allowed(policy, bucket, prefix), f"ListBucket {bucket} prefix {prefix!r} is denied"
+
+
+def test_the_photo_index_function_runs_with_only_its_policy(aws, model_pack, monkeypatch):
+    monkeypatch.setenv("FACESEARCH_STORE", f"s3://{BUCKET}")
+    monkeypatch.setenv("FACESEARCH_MODELS_DIR", str(model_pack))
+    monkeypatch.setenv("FACESEARCH_ALLOWED_IMAGE_BUCKETS", PHOTOS_BUCKET)
+    monkeypatch.setenv("FACESEARCH_PHOTO_COLLECTION", "photos")
+    monkeypatch.setenv("FACESEARCH_PHOTO_PREFIX", "photos/")
+    policy = identity("PhotoIndexFunction", monkeypatch)
+    context = LocalLambdaContext(function_name="PhotoIndexFunction", remaining_millis=60_000)
+    names = ("s3-object-created", "s3-object-removed")
+    events = [json.loads((REPO_ROOT / "events" / f"{name}.json").read_text()) for name in names]
+    prefixes: list[tuple[str, str]] = []
+
+    answers = run_enforced(lambda: [s3_event_handler(event, context) for event in events], prefixes)
+
+    assert answers == [{"batchItemFailures": []}, {"batchItemFailures": []}]
+    s3 = boto3.client("s3", region_name=REGION)
+    listed = s3.list_objects_v2(Bucket=BUCKET)["Contents"]
+    written = [item["Key"] for item in listed if not item["Key"].startswith("images/")]
+    assert "collections/photos/manifest.json" in written  # the photo was indexed, not skipped
+    assert all(key.startswith("collections/photos/") for key in written)
+    for bucket, prefix in prefixes:
+        assert list_prefix_allowed(policy, bucket, prefix), f"ListBucket {bucket} prefix {prefix!r} is denied"
+    with pytest.raises(ClientError, match="AccessDenied"):
+        run_enforced(
+            lambda: s3.put_object(Bucket=BUCKET, Key="collections/staff/manifest.json", Body=b"{}"), []
+        )
 
 
 @pytest.mark.parametrize("function", ["FaceSearchFunction", "MaintenanceFunction"])

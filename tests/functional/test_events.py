@@ -124,6 +124,26 @@ def test_direct_create_collection(function):
     assert function(direct("DescribeCollection", CollectionId="demo"))["Body"]["FaceCount"] == 0
 
 
+def test_direct_describe_collection(function):
+    index_sample1(function)
+
+    result = function("direct-describe-collection")
+
+    assert result["StatusCode"] == 200
+    assert result["Body"]["CollectionARN"].endswith(":collection/demo")
+    assert result["Body"]["FaceCount"] >= 3
+
+
+def test_direct_delete_collection(function):
+    function("direct-create-collection")
+
+    result = function("direct-delete-collection")
+
+    assert result["StatusCode"] == 200
+    assert result["Body"]["StatusCode"] == 200
+    assert function("direct-list-collections")["Body"]["CollectionIds"] == []
+
+
 def test_direct_list_collections(function):
     assert function("direct-list-collections")["Body"]["CollectionIds"] == []
     function("direct-create-collection")
@@ -248,6 +268,8 @@ def test_every_event_has_a_test():
         "direct-list-collections",
         "direct-list-faces",
         "direct-detect-faces",
+        "direct-describe-collection",
+        "direct-delete-collection",
         "apigw-rest-index-faces-s3",
         "apigw-rest-search-faces-by-image",
         "apigw-http-search-faces-by-image",

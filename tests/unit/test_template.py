@@ -18,9 +18,10 @@ from facesearch.settings import REPO_ROOT, Settings
 
 TEMPLATE = cfn.load_template(REPO_ROOT / "template.yaml")
 RESOURCES = TEMPLATE["Resources"]
-FUNCTION = RESOURCES["FaceSearchFunction"]["Properties"]
+# Each function's properties as SAM deploys them: Globals.Function merged in.
+FUNCTION = cfn.function_properties(TEMPLATE, "FaceSearchFunction")
 VARIABLES = FUNCTION["Environment"]["Variables"]
-MAINTENANCE = RESOURCES["MaintenanceFunction"]["Properties"]
+MAINTENANCE = cfn.function_properties(TEMPLATE, "MaintenanceFunction")
 MAINTENANCE_VARIABLES = MAINTENANCE["Environment"]["Variables"]
 # Lambda's maximum timeout, in seconds.
 LAMBDA_MAX_TIMEOUT = 900

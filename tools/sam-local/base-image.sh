@@ -47,6 +47,7 @@ if [ -z "$python_prefix" ] || [ ! -x "$python_prefix/bin/python$python_version" 
 fi
 if ! command -v debootstrap >/dev/null 2>&1; then
     echo "base-image: installing debootstrap from the OS packages"
+    apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
 fi
 

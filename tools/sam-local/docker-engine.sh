@@ -27,29 +27,43 @@ fi
 
 # overlay2 where this kernel and file system can mount an overlay (it shares image layers); vfs, which
 # copies every layer in full and makes each `sam local invoke` several times slower, where they cannot.
+# The probe runs where dockerd keeps its layers, whose file system decides.
+start_engine() {
+    echo "docker-engine: starting dockerd --storage-driver=$1 (log $log)"
+    # setsid: the engine outlives this script and the make that ran it (later targets and reruns reuse it).
+    setsid dockerd --iptables=false --storage-driver="$1" >"$log" 2>&1 </dev/null &
+    local pid=$!
+    for _ in $(seq 1 60); do
+        if docker info >/dev/null 2>&1; then
+            echo "docker-engine: started ($(docker info --format '{{.ServerVersion}} {{.Driver}}'))"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 1
+    done
+    return 1
+}
+
 driver=${DOCKERD_STORAGE_DRIVER:-}
 if [ -z "$driver" ]; then
-    probe=$(mktemp -d)
+    mkdir -p /var/lib/docker
+    probe=$(mktemp -d -p /var/lib/docker overlay-probe.XXXXXX)
     mkdir -p "$probe/lower" "$probe/upper" "$probe/work" "$probe/merged"
+    driver=vfs
     if mount -t overlay overlay -o "lowerdir=$probe/lower,upperdir=$probe/upper,workdir=$probe/work" \
         "$probe/merged" 2>/dev/null; then
         umount "$probe/merged"
         driver=overlay2
-    else
-        driver=vfs
     fi
     rm -rf "$probe"
 fi
-echo "docker-engine: starting dockerd --storage-driver=$driver (log $log)"
-# setsid: the engine outlives this script and the make that ran it (later targets and reruns reuse it).
-setsid dockerd --iptables=false --storage-driver="$driver" >"$log" 2>&1 </dev/null &
-for _ in $(seq 1 60); do
-    if docker info >/dev/null 2>&1; then
-        echo "docker-engine: started ($(docker info --format '{{.ServerVersion}} {{.Driver}}'))"
-        exit 0
-    fi
-    sleep 1
-done
+if start_engine "$driver"; then
+    exit 0
+fi
+if [ "$driver" = overlay2 ] && [ -z "${DOCKERD_STORAGE_DRIVER:-}" ]; then
+    echo "docker-engine: dockerd did not start with overlay2; trying vfs" >&2
+    start_engine vfs && exit 0
+fi
 echo "docker-engine: dockerd did not answer within 60 s; last lines of $log:" >&2
 tail -n 20 "$log" >&2
 exit 1

@@ -53,6 +53,27 @@ def load_template(path: Path) -> dict[str, Any]:
     return yaml.load(Path(path).read_text(), Loader=_CfnLoader)
 
 
+def function_properties(template: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A function's properties with ``Globals.Function`` merged in as SAM merges them: the function's own
+    values win, maps merge (``Environment.Variables`` too), lists are the global items then the function's."""
+    merged: dict[str, Any] = {}
+    own = (template["Resources"][name].get("Properties") or {}).items()
+    for key, value in [*((template.get("Globals") or {}).get("Function") or {}).items(), *own]:
+        merged[key] = _merge(merged[key], value) if key in merged else value
+    return merged
+
+
+def _merge(base: Any, value: Any) -> Any:
+    if isinstance(base, dict) and isinstance(value, dict):
+        merged = dict(base)
+        for key, item in value.items():
+            merged[key] = _merge(base[key], item) if key in base else item
+        return merged
+    if isinstance(base, list) and isinstance(value, list):
+        return [*base, *value]
+    return value
+
+
 class Resolver:
     """Evaluates the intrinsic functions an environment block uses, as SAM CLI does locally."""
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from facesearch import lazy
-from facesearch.devtools.cfn import Resolver, TemplateError, load_template
+from facesearch.devtools.cfn import Resolver, TemplateError, function_properties, load_template
 from facesearch.settings import LOCAL_MODELS_DIR, REPO_ROOT
 
 DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
@@ -73,7 +73,7 @@ def function_environment(
     name = find_function(template, function)
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
     resolver = Resolver(template, parameters or {}, region)
-    properties = template["Resources"][name].get("Properties") or {}
+    properties = function_properties(template, name)
     variables = resolver.resolve((properties.get("Environment") or {}).get("Variables") or {})
     environment = {key: str(value) for key, value in variables.items() if value is not None}
     overrides = env_vars or {}
