@@ -19,6 +19,9 @@ ENV_ALLOWED_IMAGE_BUCKETS = "FACESEARCH_ALLOWED_IMAGE_BUCKETS"
 ENV_MAX_IMAGE_PIXELS = "FACESEARCH_MAX_IMAGE_PIXELS"
 ENV_INTRA_OP_THREADS = "FACESEARCH_INTRA_OP_THREADS"
 ENV_FACEDATA_DIR = "FACESEARCH_FACEDATA_DIR"
+# S3-event indexing (s3events.py): the collection photos are indexed into, and the key prefix they are under.
+ENV_PHOTO_COLLECTION = "FACESEARCH_PHOTO_COLLECTION"
+ENV_PHOTO_PREFIX = "FACESEARCH_PHOTO_PREFIX"
 
 # The layer mounts at /opt in Lambda; elsewhere the repository's build folder holds the packs.
 LAMBDA_MODELS_DIR = Path("/opt/models")

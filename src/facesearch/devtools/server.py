@@ -12,18 +12,19 @@ import base64
 import contextlib
 import json
 import os
+import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from facesearch import lazy
-from facesearch.devtools import framing
+from facesearch.devtools import console, framing
 from facesearch.protocol import model, wire
-from facesearch.settings import ENV_STORE
+from facesearch.settings import ENV_STORE, LOCAL_STORE_DIR
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
@@ -138,6 +139,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         from facesearch.handler import lambda_handler
 
+        started = time.monotonic()
+        if console.serve_page(self, started):  # the web console's own GET routes
+            return
         try:
             body = framing.read_body(self.headers, self.rfile, MAX_REQUEST_BYTES)
         except framing.FramingError as refusal:
@@ -153,12 +157,14 @@ class _Handler(BaseHTTPRequestHandler):
         headers = dict(result.get("headers") or {})
         for name, values in (result.get("multiValueHeaders") or {}).items():
             headers.setdefault(name, ", ".join(values))
+        # Before answering: a client that lists faces next finds their thumbnails.
+        console.after_request(self, body, int(result["statusCode"]), data, started)
         self._answer(int(result["statusCode"]), headers, data)
 
     do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
 
     def log_message(self, format: str, *args: Any) -> None:
-        # The handler's Powertools logger already records every request; stderr access lines are noise.
+        # console.access prints one line per request (``facesearch serve``); http.server's duplicate it.
         pass
 
 
@@ -178,10 +184,18 @@ class LocalServer:
     """
 
     def __init__(
-        self, store: str, host: str = DEFAULT_HOST, port: int = 0, idle_timeout: float | None = None
+        self,
+        store: str,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        *,
+        idle_timeout: float | None = None,
+        thumbnails: bool = False,
+        access_log: TextIO | None = None,
     ) -> None:
         self.store = str(store)
         self.idle_timeout = idle_timeout
+        self.console = console.ConsoleOptions(self.store, thumbnails, access_log)
         self.host = host
         self.port = port
         self._httpd: ThreadingHTTPServer | None = None
@@ -201,6 +215,7 @@ class LocalServer:
         lazy.reset_all()
         self._httpd = ThreadingHTTPServer((self.host, self.port), _handler_class(self.idle_timeout))
         self._httpd.daemon_threads = True
+        self._httpd.console = self.console  # type: ignore[attr-defined]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="facesearch-serve", daemon=True
         )
@@ -229,7 +244,11 @@ class LocalServer:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", required=True, help="collections folder, or s3://bucket/prefix")
+    parser.add_argument(
+        "--store",
+        default=str(LOCAL_STORE_DIR),
+        help=f"collections folder, or s3://bucket/prefix (default: the per-user folder {LOCAL_STORE_DIR})",
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help=f"interface to listen on (default {DEFAULT_HOST})"
@@ -243,6 +262,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--emit-metrics", action="store_true", help="print Powertools EMF metrics to stdout, as Lambda would"
     )
+    parser.add_argument(
+        "--thumbnails",
+        action="store_true",
+        help="keep a small JPEG of each face indexed through this server, under the collection's prefix "
+        "in the store (collections/<CollectionId>/thumbnails/), for the console; deleted with the faces",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no access line per request")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -250,10 +276,20 @@ def run(args: argparse.Namespace) -> int:
     store = args.store if args.store.startswith("s3://") else str(Path(args.store).expanduser().resolve())
     if not args.emit_metrics:
         os.environ[METRICS_DISABLED_ENV] = "true"
-    server = LocalServer(store, host=args.host, port=args.port, idle_timeout=args.idle_timeout)
+    log = None if args.quiet else sys.stdout
+    server = LocalServer(
+        store,
+        host=args.host,
+        port=args.port,
+        idle_timeout=args.idle_timeout,
+        thumbnails=args.thumbnails,
+        access_log=log,
+    )
     with server:
+        thumbnails = "on" if args.thumbnails else "off"
         print(
-            f"facesearch serving the Rekognition protocol at {server.url} (store: {store}); Ctrl-C stops",
+            f"facesearch serving the Rekognition protocol at {server.url} (store: {store}); Ctrl-C stops\n"
+            f"web console: {server.url}/ (face thumbnails {thumbnails})",
             flush=True,
         )
         with contextlib.suppress(KeyboardInterrupt):

@@ -10,6 +10,7 @@ from facesearch.domain import FaceRecord
 from facesearch.errors import InvalidParameterException
 from facesearch.operations.collections import page_size
 from facesearch.operations.common import (
+    FACE_NOT_FOUND_MESSAGE,
     NO_FACE_MESSAGE,
     check_attributes,
     collection_pack,
@@ -121,6 +122,9 @@ def search_faces_by_image(
 def search_faces(request: SearchFacesRequest, context: RequestContext) -> SearchFacesResponse:
     """Search the collection with a stored face's vector; the face itself is not among the matches."""
     view, pack = collection_pack(request.collection_id)
+    if not view.get_faces([request.face_id]):
+        # Rekognition answers an unknown FaceId so (tests/conformance/README.md, row 16).
+        raise InvalidParameterException(FACE_NOT_FOUND_MESSAGE)
     vector = view.get_vectors([request.face_id])[0]
     with stage("Search"):
         hits = view.search(
@@ -137,10 +141,8 @@ def search_faces(request: SearchFacesRequest, context: RequestContext) -> Search
 
 
 def list_faces(request: ListFacesRequest, context: RequestContext) -> ListFacesResponse:
-    store = get_store()
-    info = store.describe_collection(request.collection_id)
-    page = store.list_faces(
-        request.collection_id,
+    view = get_store().view(request.collection_id)
+    page = view.list_faces(
         max_results=page_size(request.max_results),
         next_token=request.next_token,
         user_id=request.user_id,
@@ -148,7 +150,7 @@ def list_faces(request: ListFacesRequest, context: RequestContext) -> ListFacesR
     )
     return ListFacesResponse(
         faces=tuple(page.items),
-        face_model_version=info.face_model_version,
+        face_model_version=view.info.face_model_version,
         next_token=page.next_token,
     )
 

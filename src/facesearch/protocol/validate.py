@@ -170,9 +170,12 @@ class _Walker:
             return None
         limit = shape.metadata.get("max")
         if shape.name == IMAGE_BLOB_SHAPE and limit is not None and len(data) > limit:
+            # The service's own wording for this case, a Java ByteBuffer and a lowerCamelCase member path
+            # included (tests/conformance/README.md, row 22).
             self.too_large = (
-                f"Image size {len(data)} bytes at '{path}' exceeds the {limit}-byte limit for Image.Bytes; "
-                "pass larger images (up to 15 MiB) as Image.S3Object"
+                f"1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={len(data)} "
+                f"cap={len(data)}]' at '{_lower_camel(path)}' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {limit}"
             )
             return data
         self._length(shape, len(data), "<blob>", path, "length")
@@ -208,6 +211,11 @@ def parse_request(operation: str, params: Any) -> dict[str, Any]:
     if walker.too_large:
         raise ImageTooLargeException(walker.too_large)
     return checked
+
+
+def _lower_camel(path: str) -> str:
+    """``SourceImage.Bytes`` -> ``sourceImage.bytes``: how the service spells member paths."""
+    return ".".join(part[:1].lower() + part[1:] for part in path.split("."))
 
 
 def violations(shape: Shape, document: Any) -> list[str]:

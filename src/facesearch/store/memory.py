@@ -1,0 +1,81 @@
+"""Segments in memory across warm invocations: loaded on demand from the disk cache, released when unnamed."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+from facesearch.store import keys
+from facesearch.store import segment as seg
+from facesearch.store.blobs import BlobStore
+from facesearch.store.cache import DiskCache
+from facesearch.store.errors import CorruptSegmentError
+from facesearch.store.manifest import Manifest, SegmentRef
+
+
+class SegmentMemory:
+    """The loaded segments of one store, by segment id (ids are unique per store, so never stale).
+
+    The store calls ``retain`` with the segments its cached manifests name whenever it installs a
+    manifest (a read that changed, its own swap, an eviction), so a writing process releases what its
+    compactions replaced. Reads of loaded segments take no lock; loading takes ``_lock``.
+    """
+
+    def __init__(self, cache: DiskCache) -> None:
+        self.cache = cache
+        self._segments: dict[str, seg.LoadedSegment] = {}
+        self._lock = threading.Lock()
+
+    def load(
+        self, blobs: BlobStore, manifest: Manifest, ref: SegmentRef, *, graph: bool
+    ) -> seg.LoadedSegment:
+        """A segment in memory: its records, and if ``graph`` what it is searched with."""
+        loaded = self._segments.get(ref.segment_id)
+        if loaded is not None and (loaded.searchable or not graph):
+            return loaded
+        with self._lock:
+            loaded = self._segments.get(ref.segment_id)
+            if loaded is None:
+                body = self._fetch(blobs, manifest.collection_id, ref, "json").read_bytes()
+                records = seg.parse_records(body, ref)
+                loaded = seg.LoadedSegment(
+                    ref=ref,
+                    records=records,
+                    row_of={record.face_id: row for row, record in enumerate(records)},
+                )
+            if graph and not loaded.searchable:
+                path = self._fetch(blobs, manifest.collection_id, ref, "bin")
+                loaded = seg.searchable(ref, loaded.records, seg.load_graph(path, ref, manifest.index))
+            self._segments[ref.segment_id] = loaded
+            return loaded
+
+    def remember(self, built: seg.BuiltSegment) -> None:
+        """Keep a segment this process built and swapped in loaded, so the next read downloads nothing."""
+        loaded = seg.searchable(built.ref, built.records, built.index, built.vectors)
+        with self._lock:
+            self._segments[built.ref.segment_id] = loaded
+
+    def retain(self, referenced: set[str]) -> None:
+        """Release every loaded segment not in ``referenced`` (the segments the cached manifests name)."""
+        with self._lock:
+            for segment_id in [s for s in self._segments if s not in referenced]:
+                del self._segments[segment_id]
+
+    def loaded(self) -> list[seg.LoadedSegment]:
+        """The segments in memory now (for the store's accounting, its tests and the benchmark)."""
+        with self._lock:
+            return list(self._segments.values())
+
+    def _fetch(self, blobs: BlobStore, collection_id: str, ref: SegmentRef, ext: str) -> Path:
+        sha = ref.bin_sha256 if ext == "bin" else ref.json_sha256
+        name = keys.cache_name(blobs.location, collection_id, ref.segment_id, ext)
+        path = self.cache.path(name)
+        if path.exists() and ext == "json" and hashlib.sha256(path.read_bytes()).hexdigest() != sha:
+            self.cache.discard(name)  # damaged on local disk: fetch it again
+        try:
+            return self.cache.fetch(blobs, keys.segment_key(collection_id, ref.segment_id, ext), name, sha)
+        except CorruptSegmentError as error:
+            raise CorruptSegmentError(
+                f"Collection {collection_id} cannot be read: {error.message}"
+            ) from error
