@@ -1,13 +1,14 @@
 """Soak: a bounded mixed load on `facesearch serve` and on the handler in-process; one line a minute.
 
-    .venv/bin/python bench/soak.py [--minutes 3] [--target serve|handler|both] [--max-faces 120] [--seed 7]
+    .venv/bin/python bench/soak.py [--minutes 3] [--target serve|handler|both] [--max-faces 40] [--seed 7]
 
 The load is IndexFaces, SearchFacesByImage, ListFaces and DeleteFaces (weights 3:3:2:2) from one client on a
 folder store, with the demo photos of @vladmandic/face-api. Once the collection holds ``--max-faces`` faces,
 every IndexFaces is followed by deleting as many of the oldest faces, so the data stops growing and memory
 should stay flat. Each minute prints requests, throughput, p50/p99 latency, error rate and the resident memory
 of the process serving (the `facesearch serve` child, or this process for the handler). The last line is one
-JSON object: per-minute rows for each target and the memory change from the first full minute to the last.
+JSON object: per-minute rows for each target, and the memory change over the minutes that ended with the
+data at ``--max-faces`` (``rss_growth_mb_while_data_flat``).
 """
 
 from __future__ import annotations
@@ -119,8 +120,14 @@ def handler_target(store: Path) -> tuple[Call, int, Callable[[], None]]:
     lazy.reset_all()
 
     def call(operation: str, params: dict) -> dict:
-        wire = {k: ({"Bytes": base64.b64encode(v["Bytes"]).decode()} if k == "Image" else v) for k, v in params.items()}
-        headers = {"X-Amz-Target": f"RekognitionService.{operation}", "Content-Type": "application/x-amz-json-1.1"}
+        wire = {
+            k: ({"Bytes": base64.b64encode(v["Bytes"]).decode()} if k == "Image" else v)
+            for k, v in params.items()
+        }
+        headers = {
+            "X-Amz-Target": f"RekognitionService.{operation}",
+            "Content-Type": "application/x-amz-json-1.1",
+        }
         event = to_gateway_event("POST", "/", headers, json.dumps(wire).encode(), "127.0.0.1")
         answer = lambda_handler(event, LocalLambdaContext())
         body = json.loads(answer["body"])
@@ -134,7 +141,9 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
-def soak(name: str, call: Call, pid: int, images: list[bytes], minutes: float, max_faces: int, seed: int) -> dict:
+def soak(
+    name: str, call: Call, pid: int, images: list[bytes], minutes: float, max_faces: int, seed: int
+) -> dict:
     rng = random.Random(seed)
     call("CreateCollection", {"CollectionId": COLLECTION})
     faces: list[str] = []
@@ -172,7 +181,9 @@ def soak(name: str, call: Call, pid: int, images: list[bytes], minutes: float, m
                 if len(faces) > max_faces:  # data stops growing: delete as many of the oldest
                     extra, faces = faces[: len(faces) - max_faces], faces[len(faces) - max_faces :]
                     for chunk in range(0, len(extra), 100):
-                        call("DeleteFaces", {"CollectionId": COLLECTION, "FaceIds": extra[chunk : chunk + 100]})
+                        call(
+                            "DeleteFaces", {"CollectionId": COLLECTION, "FaceIds": extra[chunk : chunk + 100]}
+                        )
             elif operation == "DeleteFaces":
                 faces = faces[len(params["FaceIds"]) :]
         seconds = time.monotonic() - started
@@ -189,10 +200,18 @@ def soak(name: str, call: Call, pid: int, images: list[bytes], minutes: float, m
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
+    # Memory once the data stopped growing: from the end of the first minute that ended at --max-faces.
+    steady = [row for row in rows if row["faces"] >= max_faces]
     return {
         "rows": rows,
-        "rss_growth_mb_first_to_last_minute": round(rows[-1]["rss_mb"] - rows[0]["rss_mb"], 1) if rows else 0.0,
         "requests": sum(row["requests"] for row in rows),
+        "rss_growth_mb_first_to_last_minute": round(rows[-1]["rss_mb"] - rows[0]["rss_mb"], 1)
+        if rows
+        else 0.0,
+        "steady_minutes": len(steady),
+        "rss_growth_mb_while_data_flat": round(steady[-1]["rss_mb"] - steady[0]["rss_mb"], 1)
+        if steady
+        else None,
     }
 
 
@@ -200,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0, help="minutes per target (default 3)")
     parser.add_argument("--target", choices=["serve", "handler", "both"], default="both")
-    parser.add_argument("--max-faces", type=int, default=120, help="faces kept once the data stops growing")
+    parser.add_argument("--max-faces", type=int, default=40, help="faces kept once the data stops growing")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     images = photos()
