@@ -30,6 +30,7 @@ $(VENV)/.installed: pyproject.toml
 
 models: setup
 	$(BIN)/python layers/models/build_pack.py --out $(MODELS_DIR)
+	$(BIN)/python layers/models/build_attributes.py --out $(MODELS_DIR)
 
 # The console's browser tests (tests/browser): headless Chromium from the OS packages, driven by Playwright
 # (which is pointed at /usr/bin/chromium and never downloads a browser of its own).

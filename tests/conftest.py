@@ -18,6 +18,7 @@ from moto.server import ThreadedMotoServer
 
 from facesearch import lazy
 from facesearch.settings import ENV_FACEDATA_DIR, REPO_ROOT
+from tests.support.moto_atomic import make_conditional_puts_atomic
 
 FACEDATA_DIR = Path(os.environ.get(ENV_FACEDATA_DIR) or REPO_ROOT.parent / "shared" / "facedata" / "dev")
 
@@ -45,15 +46,16 @@ def facedata() -> dict:
 
 @pytest.fixture(scope="session")
 def model_pack() -> Path:
-    """The INT8 model pack under build/models, built by `make models` (or here, once, if it is missing)."""
+    """The INT8 model pack and the attribute pack under build/models, built by `make models` (or here)."""
     import subprocess
     import sys
 
     models_dir = REPO_ROOT / "build" / "models"
-    subprocess.run(
-        [sys.executable, str(REPO_ROOT / "layers" / "models" / "build_pack.py"), "--out", str(models_dir)],
-        check=True,
-    )
+    for script in ("build_pack.py", "build_attributes.py"):  # the face pack, then the attribute pack
+        subprocess.run(
+            [sys.executable, str(REPO_ROOT / "layers" / "models" / script), "--out", str(models_dir)],
+            check=True,
+        )
     return models_dir
 
 
@@ -67,7 +69,8 @@ DUMMY_AWS_ENV = {
 
 @pytest.fixture(scope="session")
 def moto_s3_server() -> str:
-    """One moto server for the session (real HTTP, real conditional writes); yields its endpoint URL."""
+    """One moto server for the session (real HTTP, conditional writes atomic as on S3); yields its URL."""
+    make_conditional_puts_atomic()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -76,7 +76,10 @@ REASON_LOW_MATCH_CONFIDENCE = "LOW_MATCH_CONFIDENCE"
 
 @dataclass(frozen=True)
 class CollectionInfo:
-    """What DescribeCollection reports about one collection; ``created_at`` is timezone-aware UTC."""
+    """What DescribeCollection reports about one collection; ``created_at`` is timezone-aware UTC.
+
+    ``tags`` are its resource tags (TagResource / ListTagsForResource).
+    """
 
     collection_id: str
     face_model_version: str
@@ -84,6 +87,7 @@ class CollectionInfo:
     face_count: int
     user_count: int
     created_at: datetime
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,14 @@ def test_find_a_person_across_photos(browser_page, photos, tmp_path):
         page.keyboard.press("Enter")
         page.locator("#search-photo .face.searched").nth(1).wait_for()
 
+        # Deleting the collection (after the browser's confirmation) takes its faces and thumbnails with it.
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Delete collection friends").click()
+        page.get_by_text("No collection yet").wait_for()
+        assert page.locator("#results article").count() == 0  # its matches went with it
+        assert list((tmp_path / "store").glob("collections/friends/**/*.jpg")) == []
+        shot(page, "console-11-collection-deleted")
+
 
 @contextlib.contextmanager
 def serve_process(store):
@@ -142,14 +150,55 @@ def test_error_states_are_shown_as_messages(browser_page, photos, tmp_path):
     shot(page, "console-09-server-down")
 
 
-def test_an_oversized_photo_reports_the_services_error(browser_page, tmp_path):
+def test_a_photo_over_the_bytes_limit_is_sent_as_a_smaller_copy(browser_page, photos, tmp_path):
     page = browser_page
-    noisy = tmp_path / "huge.png"
-    # Random pixels do not compress: a PNG well over Image.Bytes' 5 MiB limit.
-    Image.frombytes("RGB", (1400, 1400), random.Random(7).randbytes(1400 * 1400 * 3)).save(noisy)
+    huge = tmp_path / "huge.png"
+    # sample1 above random pixels: a PNG well over Image.Bytes' 5 MiB (noise does not compress).
+    photo = Image.open(photos["sample1.jpg"])
+    canvas = Image.new("RGB", (photo.width, photo.height * 2))
+    canvas.paste(photo, (0, 0))
+    noise = Image.frombytes("RGB", photo.size, random.Random(7).randbytes(photo.width * photo.height * 3))
+    canvas.paste(noise, (0, photo.height))
+    canvas.save(huge)
+    assert huge.stat().st_size > 5 * 1024 * 1024
     with LocalServer(str(tmp_path / "store")) as server:
         page.goto(server.url + "/")
-        page.get_by_label("Photo to search").set_input_files(str(noisy))
-        page.get_by_role("alert").get_by_text("Detect faces in huge.png").wait_for()
-        assert "ImageTooLargeException" in page.get_by_role("alert").inner_text()
-        shot(page, "console-10-image-too-large")
+        page.get_by_label("Photo to search").set_input_files(str(huge))
+        page.locator("#search-photo .face").first.wait_for()
+        note = page.locator("#search-note").inner_text()
+        assert re.match(
+            r"huge\.png is \d+\.\d MiB, over Image\.Bytes' 5 MiB limit: sent as a \d+\u00d7\d+ JPEG copy\.",
+            note,
+        )
+        assert page.locator("#search-photo .face").count() >= 2
+        # The boxes are ratios of the copy, so they sit on the faces in the top half of the photo.
+        top = float(page.locator("#search-photo .face").first.evaluate("node => parseFloat(node.style.top)"))
+        assert top < 50
+        shot(page, "console-10-large-photo-copied")
+
+
+def test_users_are_paged(browser_page, tmp_path):
+    from tests.support.transport import rekognition_client
+
+    page = browser_page
+    with LocalServer(str(tmp_path / "store")) as server:
+        rekognition = rekognition_client(server.url)
+        rekognition.create_collection(CollectionId="club")
+        names = [f"member-{n:02d}" for n in range(12)]
+        for name in names:
+            rekognition.create_user(CollectionId="club", UserId=name)
+        page.goto(server.url + "/")
+        page.get_by_role("button", name="Open collection club").click()
+        page.locator("#users td", has_text="member-").first.wait_for()
+        first = page.locator("#users tr td:first-child").all_inner_texts()
+        page.get_by_role("button", name="Next users").click()
+        page.wait_for_function("!document.getElementById('users-prev').disabled")
+        second = page.locator("#users tr td:first-child").all_inner_texts()
+        assert page.get_by_role("button", name="Next users").is_disabled()
+        shot(page, "console-12-users-page-2")
+        page.get_by_role("button", name="Previous users").click()
+        page.wait_for_function("document.getElementById('users-prev').disabled")
+        assert page.locator("#users tr td:first-child").all_inner_texts() == first
+
+    assert len(first) == 10
+    assert sorted(first + second) == names

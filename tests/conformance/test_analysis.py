@@ -26,19 +26,6 @@ def test_detect_faces_from_s3(rekognition, s3, demo_photos):
     assert by_s3["FaceDetails"] == by_bytes["FaceDetails"]
 
 
-@pytest.mark.facesearch_only
-def test_detect_faces_refuses_other_attributes(rekognition, demo_photos):
-    # wording: no evidence of the real message (see README): real Rekognition returns these
-    # attributes; refusing them is FaceSearch's own choice.
-    expect_error(
-        rekognition.detect_faces,
-        "DetectFaces",
-        "InvalidParameterException",
-        Image={"Bytes": demo_photos[1]},
-        Attributes=["EMOTIONS", "DEFAULT", "AGE_RANGE"],
-    )
-
-
 def test_detect_faces_without_faces(rekognition, blank_jpeg):
     assert rekognition.detect_faces(Image={"Bytes": blank_jpeg})["FaceDetails"] == []
 

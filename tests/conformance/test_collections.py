@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime
 import uuid
 
-import pytest
-
 from facesearch.vision.pack import get_pack
 from tests.conformance.conftest import expect_error
 
@@ -81,22 +79,6 @@ def test_invalid_collection_id(rekognition):
     assert message.endswith(
         "' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.\\-]+"
     )
-
-
-@pytest.mark.facesearch_only
-def test_tags_are_refused_not_ignored(rekognition):
-    collection_id = f"tags-{uuid.uuid4().hex[:8]}"
-    # wording: no evidence of the real message (see README): real Rekognition accepts Tags; refusing
-    # them is FaceSearch's own choice.
-    expect_error(
-        rekognition.create_collection,
-        "CreateCollection",
-        "InvalidParameterException",
-        CollectionId=collection_id,
-        Tags={"team": "a"},
-    )
-    # Refused before anything changed.
-    assert collection_id not in rekognition.list_collections()["CollectionIds"]
 
 
 def test_list_collections_pages_are_stable_and_complete(rekognition):

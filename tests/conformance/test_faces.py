@@ -75,21 +75,6 @@ def test_index_faces_no_face_indexes_nothing(rekognition, collection, blank_jpeg
     assert response["FaceRecords"] == [] and response["UnindexedFaces"] == []
 
 
-@pytest.mark.facesearch_only
-def test_index_faces_refuses_attributes_it_cannot_detect(rekognition, collection, demo_photos):
-    # wording: no evidence of the real message (see README): real Rekognition returns ALL
-    # attributes; refusing them is FaceSearch's own choice.
-    expect_error(
-        rekognition.index_faces,
-        "IndexFaces",
-        "InvalidParameterException",
-        CollectionId=collection,
-        Image={"Bytes": demo_photos[0]},
-        DetectionAttributes=["ALL"],
-    )
-    assert rekognition.describe_collection(CollectionId=collection)["FaceCount"] == 0
-
-
 def test_index_faces_missing_collection(rekognition, demo_photos):
     # wording: no evidence of the real message (see README): ResourceNotFoundException messages vary
     # by operation, and none was found quoted for IndexFaces.

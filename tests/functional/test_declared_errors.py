@@ -34,6 +34,7 @@ SAMPLE_STRINGS = {
     "ClientRequestToken": "token-1",
     "CollectionId": COLLECTION,
     "S3Bucket": "allowed-bucket",
+    "ResourceArn": f"aws:rekognition:{CONTEXT.region}:{CONTEXT.account_id}:collection/{COLLECTION}",
 }
 
 
@@ -133,8 +134,9 @@ def test_every_error_raised_is_declared(operation, with_collection, store_env):
     # The battery reaches past validation: the collection, image and allow-list checks answered too.
     expected = {"InvalidParameterException"}
     members = model.input_shape(operation).members
+    names_collection = "CollectionId" in members or "ResourceArn" in members
     if operation in NEEDS_EXISTING_SUBJECT or (
-        "CollectionId" in members and not with_collection and operation != "CreateCollection"
+        names_collection and not with_collection and operation != "CreateCollection"
     ):
         expected.add("ResourceNotFoundException")
     # The collection is looked up before the image is read.
@@ -151,6 +153,7 @@ def test_the_dispatcher_speaks_exactly_the_designed_operations():
         "DetectFaces", "CompareFaces",
         "CreateUser", "DeleteUser", "ListUsers", "AssociateFaces", "DisassociateFaces",
         "SearchUsers", "SearchUsersByImage",
+        "TagResource", "UntagResource", "ListTagsForResource",
     }  # fmt: skip
     assert set(OPERATIONS) == designed
     assert designed <= set(model.service_model().operation_names)

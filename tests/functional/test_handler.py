@@ -68,8 +68,9 @@ def test_errors_are_json_1_1_with_headers():
             rest_event("Frobnicate", {}),
             "Unknown operation 'Frobnicate': this service speaks AssociateFaces, CompareFaces, "
             "CreateCollection, CreateUser, DeleteCollection, DeleteFaces, DeleteUser, DescribeCollection, "
-            "DetectFaces, DisassociateFaces, IndexFaces, ListCollections, ListFaces, ListUsers, SearchFaces, "
-            "SearchFacesByImage, SearchUsers, SearchUsersByImage",
+            "DetectFaces, DisassociateFaces, IndexFaces, ListCollections, ListFaces, ListTagsForResource, "
+            "ListUsers, SearchFaces, SearchFacesByImage, SearchUsers, SearchUsersByImage, TagResource, "
+            "UntagResource",
         ),
         (
             rest_event(None, {}),

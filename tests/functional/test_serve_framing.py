@@ -141,7 +141,8 @@ def test_oversized_body_gets_an_error_the_operation_declares(server, operation):
     assert answer.error_type in model.declared_errors(operation)
 
 
-@pytest.mark.parametrize("method", ["OPTIONS", "DELETE", "PUT"])
+# (GET / is the web console's page: tests/functional/test_console.py.)
+@pytest.mark.parametrize("method", ["OPTIONS", "PUT", "DELETE"])
 def test_other_methods_are_json_errors(server, method):
     answer = send(server, request_bytes(None, b"", method=method))
     assert_json_error(answer, 400, "UnknownOperationException")

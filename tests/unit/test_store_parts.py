@@ -54,6 +54,7 @@ def _manifest():
         segments=(SegmentRef("s1", 3, "a" * 64, "b" * 64, 123),),
         tombstones=frozenset({"f1"}),
         users={"u": ("f2", "f3")},
+        tags={"team": "search", "empty": ""},
         serial=4,
     )
 
@@ -72,6 +73,15 @@ def test_manifest_round_trip_records_every_index_parameter():
     assert Manifest.from_json(body, "x") == manifest
     assert manifest.face_count == 2 and manifest.user_of() == {"f2": "u", "f3": "u"}
     assert manifest.evolve(tombstones=frozenset()).serial == 5
+
+
+def test_manifest_tags_round_trip_and_manifests_without_tags_read_as_untagged():
+    manifest = _manifest()
+    assert json.loads(manifest.to_json())["tags"] == {"empty": "", "team": "search"}
+    assert Manifest.from_json(manifest.to_json(), "x").tags == {"team": "search", "empty": ""}
+    document = json.loads(manifest.to_json())
+    del document["tags"]  # written before tags existed
+    assert Manifest.from_json(json.dumps(document).encode(), "x").tags == {}
 
 
 def test_manifest_from_newer_version_or_garbage_is_refused():

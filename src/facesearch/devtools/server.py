@@ -138,6 +138,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         from facesearch.handler import lambda_handler
+        from facesearch.telemetry import metrics
 
         started = time.monotonic()
         if console.serve_page(self, started):  # the web console's own GET routes
@@ -152,6 +153,10 @@ class _Handler(BaseHTTPRequestHandler):
         )
         with _CONTAINER:
             result = lambda_handler(event, LocalLambdaContext())
+            if os.environ.get(METRICS_DISABLED_ENV) == "true":
+                # Powertools neither prints nor clears disabled metrics: they would grow without bound
+                # (and spill onto stdout every 100 values).
+                metrics.clear_metrics()
         payload = result.get("body") or ""
         data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
         headers = dict(result.get("headers") or {})

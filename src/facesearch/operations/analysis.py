@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from facesearch.errors import InvalidParameterException
-from facesearch.operations.common import (
-    NO_FACE_MESSAGE,
-    check_attributes,
-    face_detail,
-)
+from facesearch.operations.common import NO_FACE_MESSAGE, face_detail, requested_attributes
 from facesearch.operations.images import load_image
 from facesearch.operations.quality import apply_quality_filter
 from facesearch.protocol.context import RequestContext
@@ -25,11 +21,11 @@ from facesearch.vision.pipeline import analyze
 
 
 def detect_faces(request: DetectFacesRequest, context: RequestContext) -> DetectFacesResponse:
-    check_attributes("Attributes", request.attributes)
+    attributes = requested_attributes(request.attributes)
     with stage("LoadImage"):
         data = load_image(request.image)
     with stage("Analyze"):
-        analysis = analyze(data, embed=False)
+        analysis = analyze(data, embed=False, attributes=attributes)
     count("FacesDetected", len(analysis.faces))
     return DetectFacesResponse(face_details=tuple(face_detail(face) for face in analysis.faces))
 

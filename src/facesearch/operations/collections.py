@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from facesearch.errors import InvalidParameterException, ResourceNotFoundException
+from facesearch.errors import ResourceNotFoundException, ServiceQuotaExceededException
+from facesearch.operations.tags import MAX_TAGS_PER_RESOURCE, check_tags
 from facesearch.protocol.context import RequestContext
 from facesearch.protocol.shapes import (
     DEFAULT_PAGE_SIZE,
@@ -33,13 +34,15 @@ def page_size(max_results: int | None) -> int:
 
 def create_collection(request: CreateCollectionRequest, context: RequestContext) -> CreateCollectionResponse:
     """A new collection pinned to the current default model pack's FaceModelVersion."""
-    if request.tags:
-        raise InvalidParameterException(
-            "Tags are not supported by this service: create the collection without Tags"
+    tags = request.tags or {}
+    check_tags(tags)
+    if len(tags) > MAX_TAGS_PER_RESOURCE:
+        raise ServiceQuotaExceededException(
+            f"{len(tags)} tags given; a collection holds at most {MAX_TAGS_PER_RESOURCE}."
         )
     pack = get_pack()
     info = get_store().create_collection(
-        request.collection_id, face_model_version=pack.face_model_version, dim=pack.dim
+        request.collection_id, face_model_version=pack.face_model_version, dim=pack.dim, tags=tags
     )
     return CreateCollectionResponse(
         status_code=HTTP_OK,

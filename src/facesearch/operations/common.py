@@ -1,18 +1,18 @@
-"""Helpers the operations share: a collection's pinned model pack, face details, attribute checks."""
+"""Helpers the operations share: a collection's pinned model pack, face details, requested attributes."""
 
 from __future__ import annotations
 
-from facesearch.errors import InvalidParameterException
-from facesearch.protocol.shapes import FaceDetail
+from facesearch.protocol.shapes import AgeRange, BooleanValue, FaceDetail, GenderValue
 from facesearch.store import CollectionView, get_store
+from facesearch.vision.attributes import MEASURED
 from facesearch.vision.faces import DetectedFace
 from facesearch.vision.pack import ModelPack, get_pack
 
-# The attributes this service detects are Rekognition's DEFAULT set (BoundingBox, Confidence, Pose,
-# Quality, Landmarks); requesting others (ALL, AGE_RANGE, EMOTIONS...) is refused rather than ignored.
-SUPPORTED_ATTRIBUTES = ("DEFAULT",)
 NO_FACE_MESSAGE = "There are no faces in the image. Should be at least 1."
 FACE_NOT_FOUND_MESSAGE = "faceId was not found in the collection."
+# The Attribute value that asks for everything; DEFAULT asks for nothing beyond the default set, and every
+# other value names one attribute.
+ALL_ATTRIBUTES = "ALL"
 
 
 def collection_pack(collection_id: str) -> tuple[CollectionView, ModelPack]:
@@ -24,20 +24,30 @@ def collection_pack(collection_id: str) -> tuple[CollectionView, ModelPack]:
     return view, get_pack(view.info.face_model_version)
 
 
-def check_attributes(member: str, attributes: tuple[str, ...]) -> None:
-    unsupported = [a for a in attributes if a not in SUPPORTED_ATTRIBUTES]
-    if unsupported:
-        raise InvalidParameterException(
-            f"{member} {', '.join(unsupported)} not supported: this service detects the DEFAULT attributes "
-            "only (BoundingBox, Confidence, Landmarks, Pose, Quality)"
-        )
+def requested_attributes(attributes: tuple[str, ...]) -> frozenset[str]:
+    """The attributes beyond the DEFAULT set to measure, by Rekognition's rules for Attributes lists.
+
+    None or ["DEFAULT"]: the DEFAULT set only; "ALL" anywhere: every attribute; otherwise the DEFAULT set
+    plus the named ones. Names this service does not measure (BEARD, EMOTIONS...) are valid requests
+    answered without their member: every FaceDetail member is optional.
+    """
+    if ALL_ATTRIBUTES in attributes:
+        return MEASURED
+    return MEASURED.intersection(attributes)
 
 
 def face_detail(face: DetectedFace) -> FaceDetail:
+    measured = face.attributes
+    age = measured.age_range if measured else None
+    gender = measured.gender if measured else None
+    eyes = measured.eyes_open if measured else None
     return FaceDetail(
         bounding_box=face.bounding_box,
         confidence=face.confidence,
         landmarks=face.landmarks,
         pose=face.pose,
         quality=face.quality,
+        age_range=AgeRange(low=age[0], high=age[1]) if age else None,
+        gender=GenderValue(value=gender[0], confidence=gender[1]) if gender else None,
+        eyes_open=BooleanValue(value=eyes.value, confidence=eyes.confidence) if eyes else None,
     )

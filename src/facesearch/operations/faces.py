@@ -12,9 +12,9 @@ from facesearch.operations.collections import page_size
 from facesearch.operations.common import (
     FACE_NOT_FOUND_MESSAGE,
     NO_FACE_MESSAGE,
-    check_attributes,
     collection_pack,
     face_detail,
+    requested_attributes,
 )
 from facesearch.operations.images import load_image
 from facesearch.operations.quality import apply_quality_filter
@@ -51,12 +51,12 @@ def _matches(pack: ModelPack, hits: list[tuple[FaceRecord, float]]) -> tuple[Fac
 
 def index_faces(request: IndexFacesRequest, context: RequestContext) -> IndexFacesResponse:
     """Detect, filter and embed up to 100 faces of the image and add them as one segment."""
-    check_attributes("DetectionAttributes", request.detection_attributes)
+    attributes = requested_attributes(request.detection_attributes)
     view, pack = collection_pack(request.collection_id)
     with stage("LoadImage"):
         data = load_image(request.image)
     with stage("Analyze"):
-        analysis = analyze(data, face_model_version=pack.face_model_version)
+        analysis = analyze(data, face_model_version=pack.face_model_version, attributes=attributes)
     limit = min(request.max_faces or MAX_FACES_PER_IMAGE, MAX_FACES_PER_IMAGE)
     kept, filtered = apply_quality_filter(list(analysis.faces), request.quality_filter, limit)
     image_id = str(uuid.uuid4())

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from facesearch.errors import UnknownOperationException
-from facesearch.operations import analysis, collections, faces, idempotency, users
+from facesearch.operations import analysis, collections, faces, idempotency, tags, users
 from facesearch.protocol import model, shapes, validate, wire
 from facesearch.protocol.context import RequestContext
 from facesearch.telemetry import stage
@@ -33,6 +33,9 @@ OPERATIONS: dict[str, tuple[type, Operation]] = {
     "DisassociateFaces": (shapes.DisassociateFacesRequest, users.disassociate_faces),
     "SearchUsers": (shapes.SearchUsersRequest, users.search_users),
     "SearchUsersByImage": (shapes.SearchUsersByImageRequest, users.search_users_by_image),
+    "TagResource": (shapes.TagResourceRequest, tags.tag_resource),
+    "UntagResource": (shapes.UntagResourceRequest, tags.untag_resource),
+    "ListTagsForResource": (shapes.ListTagsForResourceRequest, tags.list_tags_for_resource),
 }
 
 

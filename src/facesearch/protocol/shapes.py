@@ -172,6 +172,23 @@ class SearchUsersRequest:
 
 
 @dataclass(frozen=True)
+class TagResourceRequest:
+    resource_arn: str
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class UntagResourceRequest:
+    resource_arn: str
+    tag_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ListTagsForResourceRequest:
+    resource_arn: str
+
+
+@dataclass(frozen=True)
 class SearchUsersByImageRequest:
     collection_id: str
     image: ImageRef
@@ -184,10 +201,31 @@ class SearchUsersByImageRequest:
 
 
 @dataclass(frozen=True)
-class FaceDetail:
-    """The attributes this service detects: Rekognition's DEFAULT set.
+class AgeRange:
+    low: int
+    high: int
 
-    It also renders the ComparedFace shape, whose members include all of these (rendering follows the model).
+
+@dataclass(frozen=True)
+class GenderValue:
+    value: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class BooleanValue:
+    """EyesOpen, MouthOpen, Smile...: a yes/no and its confidence."""
+
+    value: bool
+    confidence: float
+
+
+@dataclass(frozen=True)
+class FaceDetail:
+    """Rekognition's DEFAULT attributes, plus the attributes a request asked for and this service measures.
+
+    It also renders the ComparedFace shape, whose members include the DEFAULT ones (rendering follows the
+    model); CompareFaces never sets the others.
     """
 
     bounding_box: BoundingBox
@@ -195,6 +233,9 @@ class FaceDetail:
     landmarks: tuple[Landmark, ...]
     pose: Pose
     quality: ImageQuality
+    age_range: AgeRange | None = None
+    gender: GenderValue | None = None
+    eyes_open: BooleanValue | None = None
 
 
 @dataclass(frozen=True)
@@ -316,7 +357,12 @@ class CompareFacesResponse:
 
 @dataclass(frozen=True)
 class EmptyResponse:
-    """CreateUser and DeleteUser answer an empty structure."""
+    """CreateUser, DeleteUser, TagResource and UntagResource answer an empty structure."""
+
+
+@dataclass(frozen=True)
+class ListTagsForResourceResponse:
+    tags: dict[str, str]
 
 
 @dataclass(frozen=True)

@@ -241,3 +241,19 @@ def disassociate_faces(
     if not removed:
         return None, result
     return current.evolve(users={**current.users, user_id: faces}), result
+
+
+def set_tags(current: Manifest, tags: dict[str, str], max_tags: int) -> tuple[Manifest | None, None]:
+    """Tags merged in; ServiceQuotaExceededException past ``max_tags`` in all (concurrent taggers too)."""
+    merged = {**current.tags, **tags}
+    if len(merged) > max_tags:
+        raise ServiceQuotaExceededException(
+            f"The collection {current.collection_id} would have {len(merged)} tags; the limit is {max_tags}."
+        )
+    return (current.evolve(tags=merged) if merged != current.tags else None), None
+
+
+def remove_tags(current: Manifest, tag_keys: Sequence[str]) -> tuple[Manifest | None, None]:
+    removed = set(tag_keys)
+    kept = {key: value for key, value in current.tags.items() if key not in removed}
+    return (current.evolve(tags=kept) if kept != current.tags else None), None

@@ -88,9 +88,15 @@ class CollectionStore:
     # ----------------------------------------------------------------------------------------- collections
 
     def create_collection(
-        self, collection_id: str, *, face_model_version: str, dim: int, index: IndexParams | None = None
+        self,
+        collection_id: str,
+        *,
+        face_model_version: str,
+        dim: int,
+        index: IndexParams | None = None,
+        tags: dict[str, str] | None = None,
     ) -> CollectionInfo:
-        """Create an empty collection pinned to ``face_model_version`` and vectors of ``dim``.
+        """Create an empty collection pinned to ``face_model_version`` and vectors of ``dim``, with ``tags``.
 
         ResourceAlreadyExistsException if it exists (decided by the put-if-absent of its manifest).
         """
@@ -106,6 +112,7 @@ class CollectionStore:
             # Rekognition reports CreationTimestamp to the millisecond.
             created_at=now.replace(microsecond=now.microsecond // 1000 * 1000),
             index=params,
+            tags=dict(tags or {}),
         )
         try:
             etag = self.blobs.put_if_absent(keys.manifest_key(collection_id), manifest.to_json())
@@ -186,6 +193,14 @@ class CollectionStore:
         if result.deleted:
             self.maybe_compact(collection_id)
         return result
+
+    def set_tags(self, collection_id: str, tags: dict[str, str], *, max_tags: int) -> None:
+        """Add or overwrite ``tags`` (see ``changes.set_tags``): checked on the manifest the swap replaces."""
+        self.mutate(collection_id, lambda current: changes.set_tags(current.manifest, tags, max_tags))
+
+    def remove_tags(self, collection_id: str, tag_keys: Sequence[str]) -> None:
+        """Remove the tags with these keys; keys the collection does not have are ignored."""
+        self.mutate(collection_id, lambda current: changes.remove_tags(current.manifest, tag_keys))
 
     def create_user(self, collection_id: str, user_id: str) -> None:
         """Create a user with no faces (status CREATED). ConflictException if the UserId exists."""

@@ -40,7 +40,8 @@ class Manifest:
     """A collection's state; replaced whole (never edited in place) and swapped by conditional PUT.
 
     ``tombstones`` are deleted face ids still present in some segment; ``users`` maps UserId -> its
-    associated face ids (sorted). ``serial`` grows by one with every swap.
+    associated face ids (sorted). ``tags`` are the collection's resource tags (key -> value); manifests
+    written before tags existed read as having none. ``serial`` grows by one with every swap.
     """
 
     collection_id: str
@@ -50,6 +51,7 @@ class Manifest:
     segments: tuple[SegmentRef, ...] = ()
     tombstones: frozenset[str] = frozenset()
     users: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
     serial: int = 0
 
     @property
@@ -97,6 +99,7 @@ class Manifest:
             ],
             "tombstones": sorted(self.tombstones),
             "users": {user_id: list(face_ids) for user_id, face_ids in sorted(self.users.items())},
+            "tags": dict(sorted(self.tags.items())),
             "serial": self.serial,
         }
         return json.dumps(document, separators=(",", ":")).encode()
@@ -141,6 +144,7 @@ class Manifest:
                 ),
                 tombstones=frozenset(document["tombstones"]),
                 users={user_id: tuple(face_ids) for user_id, face_ids in document["users"].items()},
+                tags={str(key): str(value) for key, value in document.get("tags", {}).items()},
                 serial=int(document["serial"]),
             )
         except (ValueError, KeyError, TypeError) as error:

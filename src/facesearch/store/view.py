@@ -45,6 +45,7 @@ def collection_info(manifest: Manifest) -> CollectionInfo:
         face_count=manifest.face_count,
         user_count=len(manifest.users),
         created_at=manifest.created_at,
+        tags=dict(manifest.tags),
     )
 
 

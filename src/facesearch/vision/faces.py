@@ -9,6 +9,26 @@ import numpy as np
 from facesearch.domain import BoundingBox, ImageQuality, Landmark, Pose
 
 
+@dataclass(frozen=True)
+class BinaryAttribute:
+    """A yes/no attribute (EyesOpen...) and the model's confidence in it, 50..100."""
+
+    value: bool
+    confidence: float
+
+
+@dataclass(frozen=True)
+class FaceAttributes:
+    """The attributes measured for a face beyond the DEFAULT set; None where not asked for.
+
+    ``age_range`` is (low, high) in years; ``gender`` is (Rekognition GenderType, confidence 50..100).
+    """
+
+    age_range: tuple[int, int] | None = None
+    gender: tuple[str, float] | None = None
+    eyes_open: BinaryAttribute | None = None
+
+
 # Identity equality: a face holds a numpy array, which has no single truth value under ==.
 @dataclass(frozen=True, eq=False)
 class DetectedFace:
@@ -21,6 +41,7 @@ class DetectedFace:
     quality: ImageQuality
     embedding: np.ndarray | None  # float32 (dim,), L2-normalised; None when embed=False
     size_ratio: float  # the box's longer side over the image's longer side (SMALL_BOUNDING_BOX)
+    attributes: FaceAttributes | None = None  # measured only when a request asks for attributes
 
     @property
     def vector(self) -> np.ndarray:

@@ -12,6 +12,7 @@ from facesearch.domain import BoundingBox, ImageQuality, Landmark, Pose
 from facesearch.lazy import once
 from facesearch.settings import get_settings
 from facesearch.vision import align, landmarks
+from facesearch.vision import attributes as face_attributes
 from facesearch.vision.decode import decode_pil
 from facesearch.vision.faces import DetectedFace, ImageAnalysis
 from facesearch.vision.models import Detector, Embedder, LandmarkModel, nms
@@ -148,9 +149,19 @@ class FacePipeline:
         return align.warp(image, matrix, self.pack.embed.input_size)
 
     def analyze_image(
-        self, image: Image.Image, *, embed: bool = True, max_faces: int | None = None, tiled: bool = True
+        self,
+        image: Image.Image,
+        *,
+        embed: bool = True,
+        max_faces: int | None = None,
+        tiled: bool = True,
+        attributes: frozenset[str] = frozenset(),
     ) -> ImageAnalysis:
-        """Every face of a decoded RGB image, largest first (at most ``max_faces``)."""
+        """Every face of a decoded RGB image, largest first (at most ``max_faces``).
+
+        ``attributes`` (names of ``vision.attributes.MEASURED``) are measured on every face; with none,
+        the attribute models are never loaded.
+        """
         width, height = image.size
         boxes, scores = self.detect(image, tiled, enough=max_faces)
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
@@ -179,6 +190,7 @@ class FacePipeline:
                     quality=ImageQuality(brightness=brightness, sharpness=sharpness),
                     embedding=self.embedder.embed(aligned) if embed else None,
                     size_ratio=max(x2 - x1, y2 - y1) / max(width, height),
+                    attributes=face_attributes.measure(image, points, attributes) if attributes else None,
                 )
             )
         return ImageAnalysis(width=width, height=height, faces=tuple(faces))
@@ -195,13 +207,19 @@ def get_pipeline(face_model_version: str | None = None) -> FacePipeline:
 
 
 def analyze(
-    image: bytes, *, embed: bool = True, max_faces: int | None = None, face_model_version: str | None = None
+    image: bytes,
+    *,
+    embed: bool = True,
+    max_faces: int | None = None,
+    face_model_version: str | None = None,
+    attributes: frozenset[str] = frozenset(),
 ) -> ImageAnalysis:
     """Decode JPEG/PNG bytes (settings.max_image_pixels guard) and find, measure and embed its faces.
 
-    ``max_faces`` keeps only that many largest faces (the rest are not measured, for speed); raises the
-    decode errors of ``decode_image``.
+    ``max_faces`` keeps only that many largest faces (the rest are not measured, for speed);
+    ``attributes`` names the attributes beyond the DEFAULT set to measure. Raises the decode errors of
+    ``decode_image``.
     """
     pipeline = get_pipeline(face_model_version)
     decoded = decode_pil(image, get_settings().max_image_pixels)
-    return pipeline.analyze_image(decoded, embed=embed, max_faces=max_faces)
+    return pipeline.analyze_image(decoded, embed=embed, max_faces=max_faces, attributes=attributes)

@@ -1,0 +1,62 @@
+"""The attribute pack loads only when a request asks for an attribute; its absence is a clean error."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+
+import pytest
+
+from facesearch import lazy
+from facesearch.devtools import registry
+from facesearch.errors import InternalServerError
+from facesearch.protocol.context import RequestContext
+from facesearch.protocol.dispatch import dispatch
+from facesearch.settings import ENV_MODELS_DIR
+from facesearch.vision import attributes
+from facesearch.vision.pack import get_pack
+
+CONTEXT = RequestContext(request_id="test", region="us-east-1", account_id="000000000000")
+
+
+@pytest.fixture
+def photo(tmp_path) -> str:
+    (path,) = registry.extract(registry.FACE_API, ["package/demo/sample3.jpg"], tmp_path / "photos")
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+@pytest.fixture
+def face_pack_only(model_pack, tmp_path, monkeypatch):
+    """A models folder holding the face pack and no attribute pack."""
+    shutil.copytree(get_pack().root, tmp_path / "models" / get_pack().root.name)
+    monkeypatch.setenv(ENV_MODELS_DIR, str(tmp_path / "models"))
+    lazy.reset_all()  # a fresh container: settings and packs read again
+    assert not list((tmp_path / "models").glob(f"*/{attributes.ATTRIBUTES_MANIFEST}"))
+
+
+def test_default_requests_never_load_the_attribute_pack(face_pack_only, photo):
+    details = dispatch("DetectFaces", {"Image": {"Bytes": photo}}, CONTEXT)["FaceDetails"]
+    assert len(details) == 3
+    details = dispatch(
+        "DetectFaces", {"Image": {"Bytes": photo}, "Attributes": ["DEFAULT", "BEARD"]}, CONTEXT
+    )
+    assert len(details["FaceDetails"]) == 3
+
+
+def test_an_attribute_without_its_pack_is_a_clean_internal_error(face_pack_only, photo):
+    with pytest.raises(InternalServerError) as error:
+        dispatch("DetectFaces", {"Image": {"Bytes": photo}, "Attributes": ["GENDER"]}, CONTEXT)
+    assert "make models" in error.value.message
+
+
+def test_a_tampered_attribute_model_is_refused(model_pack, tmp_path, monkeypatch, photo):
+    models = tmp_path / "models"
+    shutil.copytree(model_pack, models)
+    pack = attributes.get_attribute_pack()
+    damaged = models / pack.root.name / pack.files["eye"].name
+    damaged.write_bytes(damaged.read_bytes()[:-1] + bytes([damaged.read_bytes()[-1] ^ 1]))
+    monkeypatch.setenv(ENV_MODELS_DIR, str(models))
+    lazy.reset_all()  # a fresh container: settings and packs read again
+    with pytest.raises(InternalServerError) as error:
+        dispatch("DetectFaces", {"Image": {"Bytes": photo}, "Attributes": ["ALL"]}, CONTEXT)
+    assert "sha256" in error.value.message
