@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODELS_DIR ?= build/models
 
-.PHONY: setup models demo test lint clean sam-lint sam-build sam-check sam-check-all sam-docker sam-local browser-deps
+.PHONY: setup models demo test reliability lint clean sam-lint sam-build sam-check sam-check-all sam-docker sam-local browser-deps
 
 # SAM CLI lives in its own venv: its pinned dependencies would fight the project's boto3/moto.
 SAM_VENV ?= build/sam-venv
@@ -48,7 +48,14 @@ lint: setup
 	$(BIN)/mypy
 
 test: models lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not reliability"
+
+# The reliability suite (tests/reliability: fuzzing, raw HTTP, two processes, kill -9, S3 faults), ~6 min;
+# CI runs it once, after `make test`. Its figures land in build/reliability/report.json.
+reliability: models
+	rm -f build/reliability/report.json
+	$(BIN)/python -m pytest tests/reliability -m reliability -q
+	cat build/reliability/report.json
 
 $(SAM_VENV)/.installed:
 	$(PYTHON) -m venv $(SAM_VENV)

@@ -92,8 +92,9 @@ def test_nan_threshold_associates_nothing():
             {"CollectionId": "c", "UserId": "u", "FaceIds": [face], "UserMatchThreshold": float("nan")},
             CONTEXT,
         )
-    (user,) = store.view("c").list_users(max_results=10).items
-    assert user.user_id == "u" and user.user_status != "UPDATING"
+    assert dispatch("ListUsers", {"CollectionId": "c"}, CONTEXT)["Users"] == [
+        {"UserId": "u", "UserStatus": "CREATED"}
+    ]
 
 
 @pytest.mark.parametrize("operation", sorted(OPERATIONS))
@@ -158,3 +159,18 @@ def test_folder_names_fit_name_max_and_round_trip():
         assert len(name.encode()) <= max(NAME_MAX_BYTES, len(part.encode()) + 4)
     assert all(len(_escape(part).encode()) <= NAME_MAX_BYTES for part in long_dot_ids())
     assert _escape(".a") == "%2Ea"  # names that fit keep the escape existing stores use
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"), [("SlowDown", "ThrottlingException"), ("AccessDenied", "InternalServerError")]
+)
+def test_storage_throttling_after_retries_is_throttling(monkeypatch, code, expected):
+    from botocore.exceptions import ClientError
+
+    def throttled(*_):
+        raise ClientError({"Error": {"Code": code, "Message": "injected"}}, "GetObject")
+
+    monkeypatch.setitem(OPERATIONS, "ListCollections", (OPERATIONS["ListCollections"][0], throttled))
+    status, body = call(rest_event("ListCollections", {}))
+    assert body["__type"] == expected and status >= 500
+    assert expected in model.declared_errors("ListCollections")

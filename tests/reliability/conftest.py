@@ -31,12 +31,6 @@ SERVE_START_SECONDS = 60.0
 _REPORT: dict[str, dict] = {}
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "reliability: the reliability suite (`make reliability`, run once by CI)"
-    )
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if not _REPORT:
         return

@@ -14,12 +14,14 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from botocore.exceptions import ClientError
 
 from facesearch.errors import (
     ImageTooLargeException,
     InternalServerError,
     InvalidParameterException,
     RekognitionError,
+    ThrottlingException,
     UnknownOperationException,
 )
 from facesearch.lazy import once
@@ -31,14 +33,22 @@ from facesearch.telemetry import count, logger, metrics
 TARGET_HEADER = "X-Amz-Target"
 REQUEST_ID_HEADER = "x-amzn-RequestId"
 DIRECT_KEYS = ("Operation", "Parameters")
+# S3's throttling answers (503 SlowDown) as botocore raises them once its own retries are spent.
+STORAGE_THROTTLING_CODES = frozenset(
+    {"SlowDown", "503", "Throttling", "ThrottlingException", "RequestLimitExceeded"}
+)
 
 
 def as_wire_error(exc: Exception) -> RekognitionError:
-    """The wire error for ``exc``: itself if it is one, else a logged InternalServerError."""
+    """The wire error for ``exc``: itself if it is one, ThrottlingException when storage kept throttling
+    after botocore's retries (the client should back off too), else a logged InternalServerError."""
     if isinstance(exc, RekognitionError):
         if exc.status >= 500:
             logger.exception("server-side failure", extra={"error_code": exc.code})
         return exc
+    if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in STORAGE_THROTTLING_CODES:
+        logger.warning("storage throttled", extra={"error_code": exc.response["Error"]["Code"]})
+        return ThrottlingException("The collection store is throttling requests; retry with backoff.")
     logger.exception("unexpected failure")
     return InternalServerError("Internal server error")
 

@@ -165,9 +165,20 @@ class S3BlobStore:
             # 412 when the condition fails; 404 for If-Match on a deleted object; 409 when S3 saw a
             # concurrent conditional write to the same key. All mean "re-read and retry".
             if self._code(error) in _LOST_RACE:
+                ours = self._written_by_a_lost_answer(key, body, error)
+                if ours is not None:
+                    return ours
                 raise PreconditionFailed(f"{key}: {self._code(error)}") from error
             raise
         return response["ETag"]
+
+    def _written_by_a_lost_answer(self, key: str, body: bytes, error: ClientError) -> str | None:
+        """The ETag of our own write when botocore retried a PUT whose answer was lost (connection reset,
+        read timeout) and the retry's condition failed only because the first attempt had succeeded."""
+        if not error.response.get("ResponseMetadata", {}).get("RetryAttempts"):
+            return None
+        current = self.get(key)
+        return current.etag if isinstance(current, Blob) and current.body == body else None
 
     def put_if_absent(self, key: str, body: bytes) -> str:
         return self._put(key, body, IfNoneMatch="*")
