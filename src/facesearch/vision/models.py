@@ -102,9 +102,15 @@ class LandmarkModel:
 class Embedder:
     """Face embedding of an aligned 112x112 crop, L2-normalised."""
 
-    def __init__(self, path: Path, config: EmbedConfig, threads: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        config: EmbedConfig,
+        threads: int,
+        optimization: ort.GraphOptimizationLevel = EMBED_OPTIMIZATION,
+    ) -> None:
         self.config = config
-        self.session = create_session(path, threads, EMBED_OPTIMIZATION)
+        self.session = create_session(path, threads, optimization)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
 
