@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -13,9 +14,16 @@ from facesearch.devtools import registry
 from facesearch.settings import REPO_ROOT
 from facesearch.vision.decode import decode_pil
 from facesearch.vision.landmarks import landmark_types
-from facesearch.vision.pack import get_pack
+from facesearch.vision.pack import MANIFEST_NAME, get_pack
 from facesearch.vision.pipeline import analyze, get_pipeline, plan_tiles
 
+# The identity test's bounds on the held-out people (all their photos): the fit measured FAR 3.6e-3 /
+# TAR 0.82 at Similarity 80 and FAR 2.2e-2 / TAR 0.89 at 50 there (layers/models/similarity.json);
+# the margins allow the next refit's sampling noise (a 4-photo subset already shows FAR 1.1e-2 at 80).
+HELD_OUT_MAX_FAR_AT_80 = 0.01
+HELD_OUT_MIN_TAR_AT_80 = 0.75
+HELD_OUT_MAX_FAR_AT_50 = 0.04
+HELD_OUT_MIN_TAR_AT_50 = 0.8
 # Faces in the MIT-licensed demo photos of @vladmandic/face-api, counted by eye.
 DEMO_FACE_COUNTS = {1: 3, 2: 3, 3: 3, 4: 4, 5: 5, 6: 4}
 
@@ -153,10 +161,19 @@ def test_grey_photo_still_finds_and_matches_faces(model_pack, photos):
 
 
 def test_different_people_do_not_match_and_the_same_people_do(model_pack, facedata):
+    """Similarity on people the calibration never saw: the held-out identities of the pack's fit.
+
+    The Similarity map (layers/models/similarity.json) is fitted by ``bench/accuracy.py --fit-similarity``
+    on the dev identities at even positions in sorted order only; this test uses the others, so it
+    checks the calibration out of sample. The split is read from the pack's own manifest.
+    """
     pack = get_pack()
+    fit = json.loads((pack.root / MANIFEST_NAME).read_text())["similarity"]["fit"]
+    held_out = fit["held_out_identities"]
+    assert held_out and not set(held_out) & set(fit["fit_identities"])
     embeddings = {}
-    for name, paths in sorted(facedata["identities"].items()):
-        for path in paths[:2]:
+    for name in held_out:
+        for path in facedata["identities"][name]:
             (face,) = analyze((facedata["root"] / path).read_bytes(), max_faces=1).faces
             embeddings[(name, path)] = face.embedding
     keys = list(embeddings)
@@ -165,9 +182,12 @@ def test_different_people_do_not_match_and_the_same_people_do(model_pack, faceda
         for b in keys[i + 1 :]:
             similarity = pack.similarity(float(embeddings[a] @ embeddings[b]))
             (genuine if a[0] == b[0] else impostor).append(similarity)
-    # Similarity 80 is fitted at FAR 1e-3 on all dev pairs; allow sampling noise on this subset.
-    assert np.mean(np.array(impostor) >= 80) <= 0.01
-    assert np.mean(np.array(genuine) >= 80) >= 0.9
+    # Similarity 80 sits at FAR 1e-3 and 50 at FAR 1e-2 of the fit identities (bounds: see above).
+    impostor, genuine = np.array(impostor), np.array(genuine)
+    assert np.mean(impostor >= 80) <= HELD_OUT_MAX_FAR_AT_80
+    assert np.mean(genuine >= 80) >= HELD_OUT_MIN_TAR_AT_80
+    assert np.mean(impostor >= 50) <= HELD_OUT_MAX_FAR_AT_50
+    assert np.mean(genuine >= 50) >= HELD_OUT_MIN_TAR_AT_50
 
 
 def test_photo_without_faces_has_none(model_pack):

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from facesearch import errors
-from facesearch.vision.decode import decode_image
+from facesearch.vision.decode import Picture, decode_image
 
 LIMIT = 40_000_000
 
@@ -149,3 +149,58 @@ def test_decompression_bomb_is_refused_from_its_header():
     assert caught.value.code == "ImageTooLargeException"
     assert caught.value.message.startswith("Image is too large to decode safely")
     assert "3600000000 pixels" in caught.value.message
+
+
+def gradient(width: int, height: int) -> np.ndarray:
+    """A smooth RGB picture (JPEG-friendly), different along each axis and channel."""
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 255 // width, y * 255 // height, (x + y) * 127 // (width + height)], axis=-1).astype(
+        np.uint8
+    )
+
+
+def test_jpeg_picture_decodes_each_scale_on_demand_at_the_coarsest_that_suffices():
+    pixels = gradient(1920, 1080)
+    picture = Picture(encode(Image.fromarray(pixels), "JPEG", quality=95), LIMIT)
+    assert (picture.width, picture.height) == (1920, 1080)
+    assert picture.decode_seconds == 0.0  # the header only, so far
+    for scale, reduction in [(0.1, 8), (320 / 1920, 4), (0.25, 4), (0.26, 2), (0.5, 2), (0.51, 1), (3.0, 1)]:
+        image, r = picture.level(scale)
+        assert r == reduction
+        assert image.size == (1920 // r, 1080 // r)
+        assert image.mode == "RGB"
+        # Level pixel i covers full-size pixels [i r, (i + 1) r): it is their mean, near enough.
+        block = pixels[400 : 400 + r, 800 : 800 + r].reshape(-1, 3).mean(axis=0)
+        assert np.abs(np.asarray(image)[400 // r, 800 // r].astype(float) - block).max() <= 6
+    assert picture.decode_seconds > 0.0
+
+
+def test_png_picture_has_only_its_full_size():
+    picture = Picture(encode(Image.fromarray(gradient(640, 480)), "PNG"), LIMIT)
+    image, reduction = picture.level(0.125)
+    assert reduction == 1 and image.size == (640, 480)
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_holds_at_every_scale(orientation):
+    pixels = gradient(400, 200)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(Image.fromarray(pixels), "JPEG", quality=95, exif=exif)
+    picture = Picture(data, LIMIT)
+    upright = decode_image(data, LIMIT)
+    assert (picture.height, picture.width) == upright.shape[:2]
+    assert (picture.width, picture.height) == ((200, 400) if orientation in (6, 8) else (400, 200))
+    half, reduction = picture.level(0.5)
+    assert reduction == 2 and half.size == (picture.width // 2, picture.height // 2)
+    shrunk = upright.astype(float).reshape(picture.height // 2, 2, picture.width // 2, 2, 3).mean(axis=(1, 3))
+    assert np.abs(np.asarray(half, dtype=float) - shrunk).mean() < 3
+
+
+def test_truncated_jpeg_fails_at_a_reduced_scale_too():
+    data = encode(Image.fromarray(gradient(800, 600)), "JPEG", quality=90)
+    picture = Picture(data[: len(data) // 2], LIMIT)
+    with pytest.raises(errors.InvalidImageFormatException) as caught:
+        picture.level(0.25)
+    assert caught.value.code == "InvalidImageFormatException"
+    assert "truncated" in caught.value.message

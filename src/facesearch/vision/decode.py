@@ -1,12 +1,13 @@
-"""Image decoding: JPEG/PNG by magic bytes, pixel-count guard, EXIF orientation, RGB uint8."""
+"""Image decoding: JPEG/PNG by magic bytes, pixel-count guard, EXIF orientation, RGB uint8, scaled JPEG."""
 
 from __future__ import annotations
 
 import io
+import time
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from facesearch import errors
 
@@ -16,9 +17,25 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # Pillow's decoders for them (its JPEG decoder also opens multi-picture camera files, as MPO).
 PILLOW_FORMATS = ("JPEG", "PNG")
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+# libjpeg's DCT scaling decodes a JPEG at 1/1, 1/2, 1/4 or 1/8 of its size for about the cost of the
+# output pixels (Pillow's Image.draft); other formats decode at full size only.
+JPEG_REDUCTIONS = (8, 4, 2, 1)
+# EXIF Orientation tag and the transpose that displays the stored pixels upright (ImageOps.exif_transpose's).
+ORIENTATION_TAG = 0x0112
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_AXES = {5, 6, 7, 8}
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
+def _open_header(data: bytes, max_pixels: int) -> Image.Image:
+    """The checks of ``_open`` that need only the header (format, size), without decoding pixels."""
     if not (data.startswith(JPEG_MAGIC) or data.startswith(PNG_MAGIC)):
         raise errors.InvalidImageFormatException(
             "Request has invalid image format: the bytes are neither JPEG nor PNG"
@@ -39,6 +56,16 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         )
     if width == 0 or height == 0:
         raise errors.InvalidImageFormatException("Request has invalid image format: the image has no pixels")
+    return image
+
+
+def _open(data: bytes, max_pixels: int, reduction: int = 1) -> Image.Image:
+    """Open, check and decode the bytes (a JPEG at 1/``reduction`` of its size)."""
+    image = _open_header(data, max_pixels)
+    if reduction > 1 and image.format in ("JPEG", "MPO"):
+        # Asking for (size // r) makes Pillow choose exactly 1/r (see JpegImageFile.draft).
+        width, height = image.size
+        image.draft(image.mode, (max(1, width // reduction), max(1, height // reduction)))
     try:
         image.load()
     except Image.DecompressionBombError as exc:
@@ -65,15 +92,79 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def decode_pil(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode to an RGB Pillow image with EXIF orientation applied (see ``decode_image``)."""
-    image = _open(data, max_pixels)
+    """Decode to a full-size RGB Pillow image with EXIF orientation applied (see ``decode_image``)."""
+    image, _ = Picture(data, max_pixels).level(1.0)
+    return image
+
+
+def _orientation(image: Image.Image) -> int:
     try:
-        image = ImageOps.exif_transpose(image)
+        return int(image.getexif().get(ORIENTATION_TAG, 1))
     except (OSError, SyntaxError, ValueError, TypeError) as exc:
         raise errors.InvalidImageFormatException(
             f"Request has invalid image format: bad EXIF data: {exc}"
         ) from exc
-    return _to_rgb(image)
+
+
+class Picture:
+    """One photo, decoded on demand at the coarsest scale a step needs (JPEG), upright and RGB.
+
+    ``width``/``height`` are the full-size upright dimensions; every coordinate the pipeline reports is
+    in full-size pixels. ``level(scale)`` returns an upright RGB image at 1/r of full size (r in 1, 2,
+    4, 8; always 1 for PNG) for the largest r with 1/r >= scale, decoding it the first time it is asked
+    for. A pixel of level r covers full-size pixels [i r, (i + 1) r), so an edge coordinate maps by
+    multiplying with r (the last pixel of a row may cover fewer).
+    """
+
+    def __init__(self, data: bytes, max_pixels: int, image: Image.Image | None = None) -> None:
+        self._data = data
+        self._max_pixels = max_pixels
+        self._levels: dict[int, Image.Image] = {}
+        # Time spent decoding pixels so far (the benchmark's decode stage; decodes happen on demand).
+        self.decode_seconds = 0.0
+        if image is not None:
+            self._reductions: tuple[int, ...] = (1,)
+            self._orientation = 1
+            self._levels[1] = _to_rgb(image)
+            self.width, self.height = image.size
+            return
+        header = _open_header(data, max_pixels)
+        jpeg = header.format in ("JPEG", "MPO")
+        # A JPEG's EXIF is in its header; a PNG's may follow the pixels, so a PNG is decoded first.
+        self._reductions = JPEG_REDUCTIONS if jpeg else (1,)
+        started = time.perf_counter()
+        full = None if jpeg else _open(data, max_pixels)
+        self._orientation = _orientation(header if full is None else full)
+        width, height = header.size
+        self.width, self.height = (height, width) if self._orientation in _SWAPS_AXES else (width, height)
+        if full is not None:
+            self._levels[1] = self._upright(full)
+            self.decode_seconds += time.perf_counter() - started
+
+    @classmethod
+    def of(cls, image: Image.Image) -> Picture:
+        """A picture of an already decoded upright image (one level, full size)."""
+        return cls(b"", 0, image)
+
+    def reduction_for(self, scale: float) -> int:
+        """The largest available reduction r with 1/r >= ``scale`` (1 when none is coarse enough)."""
+        return next((r for r in self._reductions if r * scale <= 1.0), 1)
+
+    def level(self, scale: float) -> tuple[Image.Image, int]:
+        """The upright RGB image at the coarsest level with at least ``scale`` of full size, and its r."""
+        reduction = self.reduction_for(scale)
+        if reduction not in self._levels:
+            started = time.perf_counter()
+            self._levels[reduction] = self._decode(reduction)
+            self.decode_seconds += time.perf_counter() - started
+        return self._levels[reduction], reduction
+
+    def _decode(self, reduction: int) -> Image.Image:
+        return self._upright(_open(self._data, self._max_pixels, reduction))
+
+    def _upright(self, image: Image.Image) -> Image.Image:
+        method = _TRANSPOSE.get(self._orientation)
+        return _to_rgb(image if method is None else image.transpose(method))
 
 
 def decode_image(data: bytes, max_pixels: int) -> np.ndarray:

@@ -1,4 +1,9 @@
-"""The face pipeline: decode -> detect (with tiles for small faces) -> landmarks -> align -> embed."""
+"""The face pipeline: decode -> detect (with tiles for small faces) -> landmarks -> align -> embed.
+
+Each step reads the photo at the coarsest decoded scale that still gives its model full input resolution
+(``Picture.level``): a JPEG is decoded at 1/2-1/8 of its size for detection, and again finer only when a
+face is too small at that scale. Boxes and points are kept in full-size pixels throughout.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from facesearch.lazy import once
 from facesearch.settings import get_settings
 from facesearch.vision import align, landmarks
 from facesearch.vision import attributes as face_attributes
-from facesearch.vision.decode import decode_pil
+from facesearch.vision.decode import Picture
 from facesearch.vision.faces import DetectedFace, ImageAnalysis
 from facesearch.vision.models import Detector, Embedder, LandmarkModel, nms
 from facesearch.vision.pack import ModelPack, get_pack
@@ -31,6 +36,17 @@ MIN_FACE_PX = 40.0
 # A tile's box that touches the tile's inner edge (within this many pixels) is a cut face; the
 # neighbouring tile or the whole-image pass sees it whole.
 TILE_EDGE_PX = 2.0
+# The aligned face is sampled from a scale with at least this many source pixels per aligned-face pixel,
+# and the landmark crop from one with at least as many pixels as the landmark input: no step upsamples
+# what a finer decode would have given it. Not bit-identical to full-size steps: on the dev set the
+# embeddings keep mean cosine 0.993 to the full-size path's (65 of 194 photos under 0.995, most of them
+# large faces), accuracy 0.9558 vs 0.9575; 2.0 gives mean 0.998 but accuracy 0.9541. The embedder moves
+# with sub-pixel landmark shifts either way (bench/accuracy.py --reference).
+MIN_SOURCE_PIXELS_PER_MODEL_PIXEL = 1.0
+# The detector's input (whole image and tiles) is Pillow's antialiased bilinear resize from a scale at
+# least this many times its own, as it was from the full-size image: the DCT-scaled image alone is
+# sharper, and gave a false face (score 0.75, stair railings) in the tiles of face-api's sample5.jpg.
+DETECT_SOURCE_OVERSAMPLING = 2.0
 
 
 def intersection_over_own_area(box: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -88,6 +104,11 @@ def plan_tiles(width: int, height: int, detect_config) -> TilePlan | None:
     return TilePlan(scale=scale, size=(scaled_w, scaled_h), boxes=boxes)
 
 
+def as_picture(image: Picture | Image.Image) -> Picture:
+    """A Picture as it is; a decoded image as a one-scale Picture (the full-size reference path)."""
+    return image if isinstance(image, Picture) else Picture.of(image)
+
+
 class FacePipeline:
     """The three models of one pack and the steps between them."""
 
@@ -99,24 +120,32 @@ class FacePipeline:
         self.template = np.asarray(pack.embed.template, dtype=np.float64)
 
     def detect(
-        self, image: Image.Image, tiled: bool = True, enough: int | None = None
+        self, picture: Picture | Image.Image, tiled: bool = True, enough: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (N, 4 px) and scores of every face: the whole image, plus tiles for small faces.
+        """Boxes (N, 4, full-size px) and scores of every face: the whole image, plus tiles for small faces.
 
         With ``enough``, tiles are skipped when the whole-image pass already found that many faces of
         at least its reliable size: tiles only add smaller faces, which would not be among the largest.
         """
+        picture = as_picture(picture)
+        c = self.pack.detect
+        width, height = picture.width, picture.height
+        # The whole-image pass squashes the photo to the detector input: any scale at least that big.
+        image, reduction = picture.level(
+            DETECT_SOURCE_OVERSAMPLING * max(c.input_width / width, c.input_height / height)
+        )
         boxes, scores = self.detector.detect(image)
-        width, height = image.size
-        plan = plan_tiles(width, height, self.pack.detect) if tiled else None
+        boxes = boxes * np.float32(reduction)
+        plan = plan_tiles(width, height, c) if tiled else None
         if plan is not None and enough is not None:
             sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
-            if (sides >= whole_image_min_face(width, height, self.pack.detect)).sum() >= enough:
+            if (sides >= whole_image_min_face(width, height, c)).sum() >= enough:
                 plan = None
         if plan is None:
             return boxes, scores
         all_boxes, all_scores = [boxes], [scores]
-        scaled = image.resize(plan.size, Image.Resampling.BILINEAR)
+        scaled, _ = picture.level(DETECT_SOURCE_OVERSAMPLING * plan.scale)
+        scaled = scaled.resize(plan.size, Image.Resampling.BILINEAR)
         scaled_w, scaled_h = plan.size
         for x0, y0, x1, y1 in plan.boxes:
             tile_boxes, tile_scores = self.detector.detect(scaled.crop((x0, y0, x1, y1)))
@@ -133,45 +162,72 @@ class FacePipeline:
         # Tiles are there for faces too small for the whole-image pass: a larger tile box is a piece of
         # a face (or of a body) seen too close, and so is one lying mostly inside a whole-image face.
         sides = np.maximum(tile_boxes[:, 2] - tile_boxes[:, 0], tile_boxes[:, 3] - tile_boxes[:, 1])
-        small = sides <= TILE_OVERLAP_FACES * whole_image_min_face(width, height, self.pack.detect)
+        small = sides <= TILE_OVERLAP_FACES * whole_image_min_face(width, height, c)
         inside = np.array(
             [(intersection_over_own_area(b, boxes) > TILE_INSIDE_FACE).any() for b in tile_boxes]
         )
         keep = small & ~inside if len(tile_boxes) else small
         boxes = np.concatenate([boxes, tile_boxes[keep]])
         scores = np.concatenate([scores, tile_scores[keep]])
-        keep = nms(boxes, scores, self.pack.detect.nms_iou)
+        keep = nms(boxes, scores, c.nms_iou)
         return boxes[keep], scores[keep]
 
-    def align(self, image: Image.Image, points68: np.ndarray) -> np.ndarray:
-        """The 112x112 RGB face aligned on the 5-point template."""
+    def locate(self, picture: Picture | Image.Image, box: np.ndarray) -> np.ndarray:
+        """The face's 68 landmarks (full-size px), from the coarsest scale that fills the model's input."""
+        picture = as_picture(picture)
+        side = max(float(box[3] - box[1]), 1.0)
+        image, reduction = picture.level(
+            MIN_SOURCE_PIXELS_PER_MODEL_PIXEL * self.pack.landmark.input_size / side
+        )
+        return self.landmark_model.locate(image, box / reduction) * reduction
+
+    def align(self, picture: Picture | Image.Image, points68: np.ndarray) -> np.ndarray:
+        """The 112x112 RGB face aligned on the 5-point template (``points68`` in full-size px).
+
+        Sampled from the coarsest scale with at least one source pixel per aligned pixel: the level's
+        pixel centre i lies at full-size (i + 0.5) r - 0.5, which the matrix takes into account.
+        """
+        picture = as_picture(picture)
         matrix = align.similarity_transform(landmarks.five_points(points68), self.template)
+        scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
+        image, reduction = picture.level(MIN_SOURCE_PIXELS_PER_MODEL_PIXEL * scale)
+        if reduction > 1:
+            # full = reduction * level + (reduction - 1) / 2, composed into level -> template.
+            matrix = matrix.copy()
+            matrix[:, 2] += matrix[:, :2] @ np.full(2, (reduction - 1) / 2)
+            matrix[:, :2] *= reduction
         return align.warp(image, matrix, self.pack.embed.input_size)
 
     def analyze_image(
         self,
-        image: Image.Image,
+        picture: Picture | Image.Image,
         *,
         embed: bool = True,
         max_faces: int | None = None,
         tiled: bool = True,
         attributes: frozenset[str] = frozenset(),
     ) -> ImageAnalysis:
-        """Every face of a decoded RGB image, largest first (at most ``max_faces``).
+        """Every face of a photo (or a decoded RGB image), largest first (at most ``max_faces``).
 
-        ``attributes`` (names of ``vision.attributes.MEASURED``) are measured on every face; with none,
-        the attribute models are never loaded.
+        ``attributes`` (names of ``vision.attributes.MEASURED``) are measured on every face, on the
+        full-size image; with none, the attribute models are never loaded and no full decode is made.
         """
-        width, height = image.size
-        boxes, scores = self.detect(image, tiled, enough=max_faces)
+        picture = as_picture(picture)
+        width, height = picture.width, picture.height
+        boxes, scores = self.detect(picture, tiled, enough=max_faces)
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         limit = MAX_FACES_PER_IMAGE if max_faces is None else min(max_faces, MAX_FACES_PER_IMAGE)
         order = np.argsort(-areas, kind="stable")[:limit]
+
+        def measured(points: np.ndarray) -> face_attributes.FaceAttributes | None:
+            # Attribute models read dlib-style chips off the full-size image: decoded only when asked for.
+            return face_attributes.measure(picture.level(1.0)[0], points, attributes) if attributes else None
+
         faces = []
         for i in order:
             box, score = boxes[i], float(scores[i])
-            points = self.landmark_model.locate(image, box)
-            aligned = self.align(image, points)
+            points = self.locate(picture, box)
+            aligned = self.align(picture, points)
             brightness, sharpness = brightness_and_sharpness(aligned)
             roll, yaw, pitch = landmarks.head_pose(landmarks.five_points(points))
             x1, y1 = max(0.0, float(box[0])), max(0.0, float(box[1]))
@@ -190,7 +246,7 @@ class FacePipeline:
                     quality=ImageQuality(brightness=brightness, sharpness=sharpness),
                     embedding=self.embedder.embed(aligned) if embed else None,
                     size_ratio=max(x2 - x1, y2 - y1) / max(width, height),
-                    attributes=face_attributes.measure(image, points, attributes) if attributes else None,
+                    attributes=measured(points),
                 )
             )
         return ImageAnalysis(width=width, height=height, faces=tuple(faces))
@@ -221,5 +277,5 @@ def analyze(
     ``decode_image``.
     """
     pipeline = get_pipeline(face_model_version)
-    decoded = decode_pil(image, get_settings().max_image_pixels)
-    return pipeline.analyze_image(decoded, embed=embed, max_faces=max_faces, attributes=attributes)
+    picture = Picture(image, get_settings().max_image_pixels)
+    return pipeline.analyze_image(picture, embed=embed, max_faces=max_faces, attributes=attributes)
