@@ -64,7 +64,7 @@ def wait_ready(client, server: subprocess.Popen, timeout: float = 60.0) -> None:
 def top_up(store_dir: Path, count: int, rng: np.random.Generator) -> None:
     """Add ``count`` faces with seeded random unit vectors, in segments as several IndexFaces calls would."""
     store = open_store(str(store_dir), store_dir / ".bench-cache")
-    info = store.describe_collection(COLLECTION)
+    info = store.view(COLLECTION).info
     for start in range(0, count, 200):
         size = min(200, count - start)
         vectors = rng.normal(size=(size, info.dim)).astype(np.float32)

@@ -36,7 +36,7 @@ import numpy as np
 from facesearch.domain import BoundingBox, FaceRecord
 from facesearch.store import open_store
 from facesearch.store.blobs import NOT_MODIFIED
-from facesearch.store.collections import DEFAULT_INDEX
+from facesearch.store.core import DEFAULT_INDEX
 from facesearch.store.manifest import IndexParams
 
 MODEL = "bench-model"
@@ -117,19 +117,19 @@ def run(
     fresh = open_store(str(location), cache, cache_max_bytes=1 << 40)
     rss_before = _rss_mb()
     start = time.perf_counter()
-    fresh.search("bench", vectors[0], k=K)
+    fresh.view("bench").search(vectors[0], k=K)
     load_s = time.perf_counter() - start
     rss_loaded = _rss_mb()
 
     ids = [r.face_id for r in records]
     for query in query_set[:50]:  # warm-up: fault the graph's pages in before timing
-        fresh.search("bench", query, k=K)
+        fresh.view("bench").search(query, k=K)
         np.argpartition(-(vectors @ query), K)
     # Two separate loops: interleaving them would let each brute-force pass flush the graph from the caches.
     latencies, answers = [], []
     for query in query_set:
         t = time.perf_counter()
-        answers.append(fresh.search("bench", query, k=K))
+        answers.append(fresh.view("bench").search(query, k=K))
         latencies.append(time.perf_counter() - t)
     brute, found, truths, matches, matches_found = [], 0, [], 0, 0
     for query, hits in zip(query_set, answers, strict=True):
@@ -160,7 +160,7 @@ def run(
         )
 
     fresh.blobs = counting = _Counting(fresh.blobs)
-    fresh.search("bench", query_set[0], k=K)
+    fresh.view("bench").search(query_set[0], k=K)
     row = {
         "data": kind,
         "n": n,

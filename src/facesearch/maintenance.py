@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from facesearch.errors import ResourceNotFoundException
 from facesearch.store import CollectionStore
-from facesearch.store.collections import GC_GRACE_SECONDS
+from facesearch.store.compaction import GC_GRACE_SECONDS
 
 # Collections per listing page: each page reads that many manifests before any is maintained.
 PAGE_SIZE = 100

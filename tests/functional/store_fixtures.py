@@ -48,7 +48,7 @@ def recall_at_k(
     found = 0
     for query in queries:
         truth = set(brute_force(ids, matrix, query, k))
-        got = {record.face_id for record, _ in store.search(collection_id, query, k=k)}
+        got = {record.face_id for record, _ in store.view(collection_id).search(query, k=k)}
         found += len(truth & got)
     return found / (k * len(queries))
 
@@ -63,19 +63,19 @@ def snapshot(store: CollectionStore, collection_id: str, queries) -> dict:
     faces = []
     token = None
     while True:
-        page = store.list_faces(collection_id, max_results=1000, next_token=token)
+        page = store.view(collection_id).list_faces(max_results=1000, next_token=token)
         faces.extend(page.items)
         token = page.next_token
         if token is None:
             break
-    info = store.describe_collection(collection_id)
-    users = store.list_users(collection_id, max_results=500).items
+    info = store.view(collection_id).info
+    users = store.view(collection_id).list_users(max_results=500).items
     return {
         "count": info.face_count,
         "faces": sorted(faces, key=lambda r: r.face_id),
         "users": users,
         "search": [
-            [(r.face_id, round(c, 5)) for r, c in store.search(collection_id, q, k=5)] for q in queries
+            [(r.face_id, round(c, 5)) for r, c in store.view(collection_id).search(q, k=5)] for q in queries
         ],
     }
 

@@ -210,10 +210,10 @@ def test_apigw_rest_error_invalid_collection_id(function):
 def test_scheduled_maintenance_compacts_what_the_writes_left(
     function, maintenance, s3_bucket, s3_env, monkeypatch
 ):
-    from facesearch.store.collections import MAX_SEGMENTS
+    from facesearch.store.compaction import MAX_SEGMENTS
 
     # Writes may re-index no face inline, so each IndexFaces leaves one more segment behind.
-    monkeypatch.setattr("facesearch.store.collections.INLINE_COMPACTION_MAX_FACES", 0)
+    monkeypatch.setattr("facesearch.store.compaction.INLINE_COMPACTION_MAX_FACES", 0)
     image = load_event("direct-detect-faces")["Parameters"]["Image"]
     function("direct-create-collection")
     for _ in range(MAX_SEGMENTS + 1):

@@ -14,7 +14,7 @@ from facesearch import maintenance
 from facesearch.devtools.server import LocalLambdaContext
 from facesearch.handler import MAINTENANCE_SAFETY_MARGIN_MS, maintenance_handler
 from facesearch.store import open_store
-from facesearch.store.collections import MAX_SEGMENTS
+from facesearch.store.compaction import MAX_SEGMENTS
 from tests.functional.store_fixtures import MODEL, make_faces
 
 DIM = 8
@@ -29,7 +29,7 @@ def _manifest(store, collection_id: str) -> dict:
 def store(store_location, tmp_path, monkeypatch):
     """Three collections whose writes left their compactions to the job (an inline budget of 1 face):
     ``a`` has MAX_SEGMENTS + 1 segments, ``b`` two (within the bounds), ``c`` one with 30% tombstones."""
-    monkeypatch.setattr("facesearch.store.collections.INLINE_COMPACTION_MAX_FACES", 1)
+    monkeypatch.setattr("facesearch.store.compaction.INLINE_COMPACTION_MAX_FACES", 1)
     monkeypatch.setattr(maintenance, "PAGE_SIZE", 2)  # three collections span two pages
     rng = np.random.default_rng(31)
     store = open_store(store_location, tmp_path / "cache")
@@ -39,7 +39,7 @@ def store(store_location, tmp_path, monkeypatch):
             store.add_faces(
                 collection_id, *make_faces(rng, 2 * FACES if collection_id == "c" else FACES, DIM)
             )
-    doomed = [face.face_id for face in store.list_faces("c", max_results=3).items]
+    doomed = [face.face_id for face in store.view("c").list_faces(max_results=3).items]
     assert store.delete_faces("c", doomed).deleted == tuple(doomed)
     assert len(_manifest(store, "a")["segments"]) == MAX_SEGMENTS + 1
     assert len(_manifest(store, "c")["tombstones"]) == 3
@@ -47,7 +47,7 @@ def store(store_location, tmp_path, monkeypatch):
 
 
 def test_run_compacts_what_writes_left_and_collects_orphans_after_their_grace(store):
-    counts = {c: store.describe_collection(c).face_count for c in "abc"}
+    counts = {c: store.view(c).info.face_count for c in "abc"}
     b_before = _manifest(store, "b")
 
     report = maintenance.run(store, deadline=time.monotonic() + 600)
@@ -59,7 +59,7 @@ def test_run_compacts_what_writes_left_and_collects_orphans_after_their_grace(st
     assert _manifest(store, "b") == b_before
     assert _manifest(store, "c")["tombstones"] == []
     assert [s["count"] for s in _manifest(store, "c")["segments"]] == [2 * FACES - 3]
-    assert {c: store.describe_collection(c).face_count for c in "abc"} == counts
+    assert {c: store.view(c).info.face_count for c in "abc"} == counts
 
     # The replaced segments are orphans still in their grace period; once it has passed they go.
     again = maintenance.run(store, deadline=time.monotonic() + 600, grace_seconds=0)
@@ -78,7 +78,7 @@ def test_run_compacts_what_writes_left_and_collects_orphans_after_their_grace(st
             for s in _manifest(store, collection_id)["segments"]
             for ext in ("bin", "json")
         }
-    assert {c: store.describe_collection(c).face_count for c in "abc"} == counts
+    assert {c: store.view(c).info.face_count for c in "abc"} == counts
 
 
 def test_run_starts_no_collection_once_the_deadline_has_passed(store, monkeypatch):

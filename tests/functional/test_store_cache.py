@@ -37,16 +37,16 @@ def test_cold_then_warm_disk_then_warm_memory(store_location, tmp_path):
     cache = tmp_path / "reader-cache"
 
     cold = _instrumented(store_location, cache)
-    assert cold.search("c", vectors[3], k=1)[0][0] == records[3]
+    assert cold.view("c").search(vectors[3], k=1)[0][0] == records[3]
     assert cold.blobs.count("get") == 1
     assert cold.blobs.count("download") == 4  # two segments x (graph + records)
 
     warm_disk = _instrumented(store_location, cache)  # a new container on the same /tmp
-    assert warm_disk.search("c", vectors[12], k=1)[0][0] == records[12]
+    assert warm_disk.view("c").search(vectors[12], k=1)[0][0] == records[12]
     assert warm_disk.blobs.calls == [("get", "collections/c/manifest.json")]
 
     warm_disk.blobs.calls.clear()
-    assert warm_disk.search("c", vectors[20], k=1)[0][0] == records[20]
+    assert warm_disk.view("c").search(vectors[20], k=1)[0][0] == records[20]
     assert warm_disk.blobs.calls == [("get", "collections/c/manifest.json")]
     assert warm_disk.blobs.not_modified == 1
 
@@ -54,17 +54,17 @@ def test_cold_then_warm_disk_then_warm_memory(store_location, tmp_path):
 def test_warm_reader_downloads_only_new_segments(store_location, tmp_path):
     writer, _, vectors = _populate(store_location, tmp_path)
     reader = _instrumented(store_location, tmp_path / "reader-cache")
-    reader.search("c", vectors[0], k=1)
+    reader.view("c").search(vectors[0], k=1)
     more, more_vectors = make_faces(np.random.default_rng(6), 5, DIM)
     writer.add_faces("c", more, more_vectors)
     reader.blobs.calls.clear()
-    assert reader.search("c", more_vectors[2], k=1)[0][0] == more[2]
+    assert reader.view("c").search(more_vectors[2], k=1)[0][0] == more[2]
     downloads = [key for name, key in reader.blobs.calls if name == "download"]
     assert len(downloads) == 2 and all(writer_key.endswith((".bin", ".json")) for writer_key in downloads)
     assert reader.blobs.not_modified == 0
     writer.delete_faces("c", [more[2].face_id])
     reader.blobs.calls.clear()
-    assert more[2].face_id not in {r.face_id for r, _ in reader.search("c", more_vectors[2], k=5)}
+    assert more[2].face_id not in {r.face_id for r, _ in reader.view("c").search(more_vectors[2], k=5)}
     assert reader.blobs.calls == [("get", "collections/c/manifest.json")]  # tombstones live in the manifest
 
 
@@ -72,13 +72,13 @@ def test_warm_read_is_one_conditional_http_request_on_s3(s3_bucket, tmp_path):
     location = f"s3://{s3_bucket}/p"
     _, records, vectors = _populate(location, tmp_path)
     reader = open_store(location, tmp_path / "reader-cache")
-    reader.search("c", vectors[0], k=1)
+    reader.view("c").search(vectors[0], k=1)
     sent = []
     reader.blobs.client.meta.events.register(
         "before-send.s3",
         lambda request, **_: sent.append((request.method, request.url, dict(request.headers))),
     )
-    assert reader.search("c", vectors[5], k=1)[0][0] == records[5]
+    assert reader.view("c").search(vectors[5], k=1)[0][0] == records[5]
     assert len(sent) == 1
     method, url, headers = sent[0]
     assert method == "GET" and url.endswith("/p/collections/c/manifest.json")
@@ -113,7 +113,7 @@ def test_a_view_serves_a_requests_reads_from_one_manifest_get(store_location, tm
     writer.create_user("c", "u")
     writer.associate_faces("c", "u", [records[1].face_id])
     reader = _instrumented(store_location, tmp_path / "reader-cache")
-    reader.search("c", vectors[0], k=1)  # warm: segments loaded
+    reader.view("c").search(vectors[0], k=1)  # warm: segments loaded
     reader.blobs.calls.clear()
 
     view = reader.view("c")
@@ -123,5 +123,7 @@ def test_a_view_serves_a_requests_reads_from_one_manifest_get(store_location, tm
     assert view.get_user("u").face_ids == (records[1].face_id,)
     assert [m.user.user_id for m in view.search_users(vectors[1], k=1)] == ["u"]
     assert set(view.get_faces([records[4].face_id])) == {records[4].face_id}
+    assert len(view.list_faces(max_results=100).items) == 30
+    assert [u.user_id for u in view.list_users(max_results=10).items] == ["u"]
 
     assert reader.blobs.calls == [("get", "collections/c/manifest.json")]

@@ -97,10 +97,10 @@ def test_eight_writers_lose_nothing(store_location, tmp_path):
         records, vectors = make_faces(np.random.default_rng(1000 + p), FACES_PER_PROCESS, DIM)
         expected.update({r.face_id: v for r, v in zip(records, vectors, strict=True)})
     reader = open_store(store_location, tmp_path / "reader")
-    assert reader.describe_collection("shared").face_count == PROCESSES * FACES_PER_PROCESS
+    assert reader.view("shared").info.face_count == PROCESSES * FACES_PER_PROCESS
     listed, token = [], None
     while True:
-        page = reader.list_faces("shared", max_results=4096, next_token=token)
+        page = reader.view("shared").list_faces(max_results=4096, next_token=token)
         listed += [r.face_id for r in page.items]
         token = page.next_token
         if token is None:
@@ -112,4 +112,4 @@ def test_eight_writers_lose_nothing(store_location, tmp_path):
     assert manifest["tombstones"] == []
     sample = list(expected)[::97]
     for face_id in sample:
-        assert reader.search("shared", expected[face_id], k=1)[0][0].face_id == face_id
+        assert reader.view("shared").search(expected[face_id], k=1)[0][0].face_id == face_id

@@ -61,7 +61,7 @@ def _operations(rng):
 
 @pytest.mark.parametrize("operation", list(_operations(np.random.default_rng(0))))
 def test_crash_at_every_write_step(store_location, tmp_path, monkeypatch, operation):
-    monkeypatch.setattr("facesearch.store.collections.MAX_SEGMENTS", 2)
+    monkeypatch.setattr("facesearch.store.compaction.MAX_SEGMENTS", 2)
     rng = np.random.default_rng(99)
     op = _operations(rng)[operation]
     queries = rng.normal(size=(3, DIM)).astype(np.float32)
@@ -108,7 +108,7 @@ def test_crash_while_creating_and_deleting_a_collection(store_location, tmp_path
     with pytest.raises(SimulatedCrash):
         store.create_collection("new", face_model_version=MODEL, dim=DIM)
     with pytest.raises(ResourceNotFoundException):
-        open_store(store_location, tmp_path / "c1").describe_collection("new")
+        open_store(store_location, tmp_path / "c1").view("new")
 
     rng = np.random.default_rng(3)
     queries = rng.normal(size=(2, DIM)).astype(np.float32)
@@ -124,11 +124,11 @@ def test_crash_while_creating_and_deleting_a_collection(store_location, tmp_path
         writer.delete_collection("doomed")
     reader = open_store(store_location, tmp_path / "c4")
     with pytest.raises(ResourceNotFoundException):
-        reader.describe_collection("doomed")
+        reader.view("doomed")
     assert reader.list_collections(max_results=10).items == ()
     # Re-creating it works; the leftovers are unreferenced orphans that garbage collection removes.
     reader.create_collection("doomed", face_model_version=MODEL, dim=DIM)
-    assert reader.describe_collection("doomed").face_count == 0
+    assert reader.view("doomed").info.face_count == 0
     assert reader.collect_garbage("doomed", grace_seconds=0)
     assert reader.blobs.list("collections/doomed/segments/") == []
 

@@ -46,7 +46,7 @@ def test_recall_across_segments_tombstones_reload_and_compaction(store_location,
     assert len(_segments(store, "c")) == len(BATCHES)
     deleted = set(doomed)
     for query in queries[:10]:
-        assert not {r.face_id for r, _ in store.search("c", query, k=50)} & deleted
+        assert not {r.face_id for r, _ in store.view("c").search(query, k=50)} & deleted
     assert recall_at_k(store, "c", live, queries) >= MIN_RECALL
 
     # Save/load: a cold container (empty cache) and a warm-disk one read the same collection.
@@ -60,13 +60,13 @@ def test_recall_across_segments_tombstones_reload_and_compaction(store_location,
     manifest = json.loads(store.blobs.get("collections/c/manifest.json").body)
     assert manifest["tombstones"] == []
     assert manifest["index"] == {"space": "cosine", "dim": DIM, "M": 16, "ef_construction": 200, "ef": 160}
-    assert store.describe_collection("c").face_count == len(live)
+    assert store.view("c").info.face_count == len(live)
     assert recall_at_k(store, "c", live, queries) >= MIN_RECALL
     assert recall_at_k(fresh_store(store_location, tmp_path / "cold2"), "c", live, queries) >= MIN_RECALL
 
 
 def test_automatic_compaction_on_segment_count_and_tombstone_share(store_location, tmp_path):
-    from facesearch.store.collections import MAX_SEGMENTS, MAX_TOMBSTONE_SHARE
+    from facesearch.store.compaction import MAX_SEGMENTS, MAX_TOMBSTONE_SHARE
 
     rng = np.random.default_rng(7)
     store = open_store(store_location, tmp_path / "cache")
@@ -85,7 +85,7 @@ def test_automatic_compaction_on_segment_count_and_tombstone_share(store_locatio
     manifest = json.loads(store.blobs.get("collections/c/manifest.json").body)
     assert manifest["tombstones"] == [] and len(manifest["segments"]) == MAX_SEGMENTS // 2
     assert biggest["id"] not in {s["id"] for s in manifest["segments"]}
-    assert store.describe_collection("c").face_count == len(live) - len(doomed)
+    assert store.view("c").info.face_count == len(live) - len(doomed)
     assert (
         recall_at_k(store, "c", {k: v for k, v in live.items() if k not in doomed}, list(live.values())[:10])
         == 1.0
@@ -101,7 +101,7 @@ def test_automatic_compaction_on_segment_count_and_tombstone_share(store_locatio
         f"collections/c/segments/{s['id']}.{ext}" for s in manifest["segments"] for ext in ("bin", "json")
     }
     assert set(collected) == before - remaining
-    assert store.describe_collection("c").face_count == len(live) - len(doomed)
+    assert store.view("c").info.face_count == len(live) - len(doomed)
 
 
 @pytest.mark.parametrize("k", [1, 10])
@@ -114,11 +114,11 @@ def test_tombstone_heavy_segment_still_fills_k(store_location, tmp_path, monkeyp
     keep = {r.face_id for r in records[:30]}
     gone = [r.face_id for r in records[30:]]
     # 85% tombstones kept in place (no compaction), so hnswlib must search around them.
-    monkeypatch.setattr("facesearch.store.collections.MAX_TOMBSTONE_SHARE", 1.0)
+    monkeypatch.setattr("facesearch.store.compaction.MAX_TOMBSTONE_SHARE", 1.0)
     store.delete_faces("c", gone)
     assert len(_segments(store, "c")) == 1
     live = {r.face_id: v for r, v in zip(records, vectors, strict=True) if r.face_id in keep}
-    hits = store.search("c", vectors[100], k=k)
+    hits = store.view("c").search(vectors[100], k=k)
     assert len(hits) == k and {r.face_id for r, _ in hits} <= keep
     assert recall_at_k(store, "c", live, vectors[:20], k=k) == 1.0
 
@@ -131,9 +131,9 @@ def _segment_objects(store, collection_id) -> set[str]:
 def test_a_write_compacts_only_the_smallest_segments_within_the_inline_budget(
     store_location, tmp_path, monkeypatch, budget, inline_merged
 ):
-    from facesearch.store.collections import MAX_SEGMENTS
+    from facesearch.store.compaction import MAX_SEGMENTS
 
-    monkeypatch.setattr("facesearch.store.collections.INLINE_COMPACTION_MAX_FACES", budget)
+    monkeypatch.setattr("facesearch.store.compaction.INLINE_COMPACTION_MAX_FACES", budget)
     rng = np.random.default_rng(23)
     store = open_store(store_location, tmp_path / "cache")
     store.create_collection("c", face_model_version=MODEL, dim=8)
@@ -149,7 +149,7 @@ def test_a_write_compacts_only_the_smallest_segments_within_the_inline_budget(
     assert len(segments) == MAX_SEGMENTS + 1 - inline_merged + (1 if inline_merged else 0)
     small = [5 * inline_merged] + [5] * (3 - inline_merged) if inline_merged else [5, 5, 5]
     assert sorted(s["count"] for s in segments if s["count"] != 50) == sorted(small)
-    assert store.describe_collection("c").face_count == len(live)
+    assert store.view("c").info.face_count == len(live)
     # Without a merge nothing was uploaded but the write's own segment: two objects per segment.
     assert len(_segment_objects(store, "c")) == 2 * (MAX_SEGMENTS + 1 + (1 if inline_merged else 0))
 
@@ -157,7 +157,7 @@ def test_a_write_compacts_only_the_smallest_segments_within_the_inline_budget(
     # the smallest segments, down to MAX_SEGMENTS // 2.
     assert store.compact("c") == (inline_merged == 0)
     assert len(_segments(store, "c")) == (MAX_SEGMENTS // 2 if inline_merged == 0 else len(segments))
-    assert store.describe_collection("c").face_count == len(live)
+    assert store.view("c").info.face_count == len(live)
     assert recall_at_k(store, "c", live, list(live.values())[:10]) == 1.0
     assert not store.compact("c")
 
@@ -166,7 +166,7 @@ def test_a_write_compacts_only_the_smallest_segments_within_the_inline_budget(
 def test_a_tombstone_heavy_segment_is_compacted_inline_only_within_the_budget(
     store_location, tmp_path, monkeypatch, budget, inline
 ):
-    monkeypatch.setattr("facesearch.store.collections.INLINE_COMPACTION_MAX_FACES", budget)
+    monkeypatch.setattr("facesearch.store.compaction.INLINE_COMPACTION_MAX_FACES", budget)
     rng = np.random.default_rng(29)
     store = open_store(store_location, tmp_path / "cache")
     store.create_collection("c", face_model_version=MODEL, dim=8)
@@ -178,7 +178,7 @@ def test_a_tombstone_heavy_segment_is_compacted_inline_only_within_the_budget(
     result = store.delete_faces("c", [r.face_id for r in records[:30]])
 
     assert len(result.deleted) == 30
-    assert store.describe_collection("c").face_count == 70
+    assert store.view("c").info.face_count == 70
     manifest = json.loads(store.blobs.get("collections/c/manifest.json").body)
     if inline:
         assert manifest["tombstones"] == [] and [s["count"] for s in manifest["segments"]] == [70]
@@ -190,5 +190,7 @@ def test_a_tombstone_heavy_segment_is_compacted_inline_only_within_the_budget(
         assert store.compact("c")
         manifest = json.loads(store.blobs.get("collections/c/manifest.json").body)
         assert manifest["tombstones"] == [] and [s["count"] for s in manifest["segments"]] == [70]
-    assert store.describe_collection("c").face_count == 70
-    assert {r.face_id for r, _ in store.search("c", vectors[0], k=100)} == {r.face_id for r in records[30:]}
+    assert store.view("c").info.face_count == 70
+    assert {r.face_id for r, _ in store.view("c").search(vectors[0], k=100)} == {
+        r.face_id for r in records[30:]
+    }

@@ -56,7 +56,7 @@ def delete_collection(request: DeleteCollectionRequest, context: RequestContext)
 def describe_collection(
     request: DescribeCollectionRequest, context: RequestContext
 ) -> DescribeCollectionResponse:
-    info = get_store().describe_collection(request.collection_id)
+    info = get_store().view(request.collection_id).info
     return DescribeCollectionResponse(
         face_count=info.face_count,
         face_model_version=info.face_model_version,

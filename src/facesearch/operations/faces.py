@@ -137,10 +137,8 @@ def search_faces(request: SearchFacesRequest, context: RequestContext) -> Search
 
 
 def list_faces(request: ListFacesRequest, context: RequestContext) -> ListFacesResponse:
-    store = get_store()
-    info = store.describe_collection(request.collection_id)
-    page = store.list_faces(
-        request.collection_id,
+    view = get_store().view(request.collection_id)
+    page = view.list_faces(
         max_results=page_size(request.max_results),
         next_token=request.next_token,
         user_id=request.user_id,
@@ -148,7 +146,7 @@ def list_faces(request: ListFacesRequest, context: RequestContext) -> ListFacesR
     )
     return ListFacesResponse(
         faces=tuple(page.items),
-        face_model_version=info.face_model_version,
+        face_model_version=view.info.face_model_version,
         next_token=page.next_token,
     )
 

@@ -116,7 +116,7 @@ def run_once(operation: str, params: dict[str, Any], answer: Callable[[], dict[s
         return answer()
     collection_id = params["CollectionId"]
     store = get_store()
-    created = store.describe_collection(collection_id).created_at.isoformat()
+    created = store.view(collection_id).info.created_at.isoformat()
     key = record_key(operation, collection_id, created, token)
     tokens = Tokens(store.blobs, key, fingerprint(params), operation)
     outcome = tokens.claim()

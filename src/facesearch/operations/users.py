@@ -76,10 +76,9 @@ def delete_user(request: DeleteUserRequest, context: RequestContext) -> EmptyRes
 
 
 def list_users(request: ListUsersRequest, context: RequestContext) -> ListUsersResponse:
-    page = get_store().list_users(
-        request.collection_id,
-        max_results=request.max_results or DEFAULT_MAX_USERS,
-        next_token=request.next_token,
+    view = get_store().view(request.collection_id)
+    page = view.list_users(
+        max_results=request.max_results or DEFAULT_MAX_USERS, next_token=request.next_token
     )
     return ListUsersResponse(
         users=tuple(UserSummary(user_id=user.user_id, user_status=user.user_status) for user in page.items),

@@ -5,16 +5,21 @@ Public API (the protocol layer's only entry points; no HTTP, no Rekognition wire
 - ``get_store() -> CollectionStore``: the container's store, created once (``@once``) from
   ``get_settings().store`` (``s3://bucket/prefix`` or a folder) and ``get_settings().cache_dir``.
 - ``open_store(location, cache_dir=None, ...) -> CollectionStore``: an uncached store, for tests and bench.
-- ``CollectionStore``: collections, faces (records + vectors), vector search, users and associations;
-  see its docstrings in ``facesearch.store.collections``.
-- ``CollectionStore.view(id) -> CollectionView``: one manifest read whose ``info``, ``get_faces``,
-  ``get_vectors``, ``get_user``, ``search`` and ``search_users`` a request's reads share (one GET in all).
+- ``CollectionStore`` (``core``): collections and every write (faces, users, associations, compaction).
+- ``CollectionStore.view(id) -> CollectionView`` (``view``): the only read API. One conditional manifest
+  GET whose ``info``, ``get_faces``, ``get_vectors``, ``get_user``, ``list_faces``, ``list_users``,
+  ``search`` and ``search_users`` a request's reads share.
+
+Modules: ``core`` (manifest cache, conditional read, manifest swap, writes), ``view`` (reads),
+``changes`` (pure manifest changes), ``compaction`` (merge policy, compaction, GC), ``memory`` (loaded
+segments), ``keys`` (object layout), ``segment``, ``manifest``, ``blobs``, ``cache``, ``tokens``.
 
 Layout under the location (DESIGN §4)::
 
     collections/<CollectionId>/manifest.json       the only mutable object, swapped by conditional PUT
     collections/<CollectionId>/segments/<id>.bin   immutable: header + float32 vectors + hnswlib graph
     collections/<CollectionId>/segments/<id>.json  immutable: the segment's face records
+    collections/<CollectionId>/idempotency/...     ClientRequestToken records (deleted with the collection)
 
 Errors: the store raises the shared wire errors of ``facesearch.errors`` itself with Rekognition-like
 messages (ResourceNotFoundException, ResourceAlreadyExistsException, ConflictException,
@@ -27,8 +32,9 @@ fails its checksum: the collection is refused cleanly rather than answered with 
 
 from __future__ import annotations
 
-from facesearch.store.collections import CollectionStore, CollectionView, get_store, open_store
+from facesearch.store.core import CollectionStore, get_store, open_store
 from facesearch.store.errors import CorruptSegmentError, ManifestFormatError
+from facesearch.store.view import CollectionView
 
 __all__ = [
     "CollectionStore",
