@@ -37,7 +37,7 @@ from facesearch.domain import (
     Page,
     UserMatch,
 )
-from facesearch.errors import InternalServerError, InvalidParameterException, ResourceNotFoundException
+from facesearch.errors import InternalServerError, ResourceNotFoundException
 from facesearch.store import changes, tokens
 from facesearch.store.manifest import Manifest
 from facesearch.store.vectorindex import QUERY_TOP_K_MAX, IndexGone, Neighbour, VectorIndexes
@@ -327,7 +327,8 @@ def add_faces(
 
     def count(current: CollectionView) -> tuple[Manifest, None]:
         if current.manifest.vector_index != manifest.vector_index:
-            raise InvalidParameterException(f"The collection {collection_id} was re-created while indexing.")
+            # Deleted (and re-created) while the vectors went into its old index, which is gone with it.
+            raise gone(collection_id)
         return current.manifest.evolve(vector_count=current.manifest.vector_count + len(records)), None
 
     store.mutate(collection_id, count)
