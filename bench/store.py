@@ -145,7 +145,7 @@ def run(
         matches_found += len(close & got)
 
     # The raw index at other ef values: the recall/latency trade-off a collection can be created with.
-    (loaded,) = fresh._segments.values()
+    (loaded,) = fresh.memory.loaded()
     ef_sweep = []
     for ef in sweep:
         loaded.index.set_ef(ef)

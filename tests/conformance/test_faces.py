@@ -75,13 +75,14 @@ def test_index_faces_no_face_indexes_nothing(rekognition, collection, blank_jpeg
     assert response["FaceRecords"] == [] and response["UnindexedFaces"] == []
 
 
+@pytest.mark.facesearch_only
 def test_index_faces_refuses_attributes_it_cannot_detect(rekognition, collection, demo_photos):
+    # wording: no evidence of the real message (see README): real Rekognition returns ALL
+    # attributes; refusing them is FaceSearch's own choice.
     expect_error(
         rekognition.index_faces,
         "IndexFaces",
         "InvalidParameterException",
-        "DetectionAttributes ALL not supported: this service detects the DEFAULT attributes only "
-        "(BoundingBox, Confidence, Landmarks, Pose, Quality)",
         CollectionId=collection,
         Image={"Bytes": demo_photos[0]},
         DetectionAttributes=["ALL"],
@@ -90,11 +91,12 @@ def test_index_faces_refuses_attributes_it_cannot_detect(rekognition, collection
 
 
 def test_index_faces_missing_collection(rekognition, demo_photos):
+    # wording: no evidence of the real message (see README): ResourceNotFoundException messages vary
+    # by operation, and none was found quoted for IndexFaces.
     expect_error(
         rekognition.index_faces,
         "IndexFaces",
         "ResourceNotFoundException",
-        "The collection id: missing does not exist",
         CollectionId="missing",
         Image={"Bytes": demo_photos[0]},
     )
@@ -129,6 +131,8 @@ def test_search_faces_by_image_threshold_and_max_faces(rekognition, indexed, dem
 
 
 def test_search_faces_by_image_without_a_face(rekognition, collection, blank_jpeg):
+    # Real wording, quoted from live answers in several public projects (see README); the code is
+    # documented in the SearchFacesByImage API reference.
     expect_error(
         rekognition.search_faces_by_image,
         "SearchFacesByImage",
@@ -140,6 +144,7 @@ def test_search_faces_by_image_without_a_face(rekognition, collection, blank_jpe
 
 
 def test_search_faces_by_image_missing_collection(rekognition, demo_photos):
+    # Real wording: boto/boto3#1413 ("The collection id: my_faces does not exist").
     expect_error(
         rekognition.search_faces_by_image,
         "SearchFacesByImage",
@@ -166,15 +171,18 @@ def test_search_faces_by_face_id(rekognition, indexed):
 
 
 def test_search_faces_unknown_face(rekognition, collection):
+    # Real Rekognition answers InvalidParameterException, not ResourceNotFoundException, with
+    # "faceId was not found in the collection." (awsdocs/amazon-rekognition-developer-guide#31, #50);
+    # the trailing period is compared loosely (see README).
     face_id = "11111111-2222-4333-8444-555555555555"
-    expect_error(
+    message = expect_error(
         rekognition.search_faces,
         "SearchFaces",
-        "ResourceNotFoundException",
-        f"The face id: {face_id} does not exist in the collection {collection}",
+        "InvalidParameterException",
         CollectionId=collection,
         FaceId=face_id,
     )
+    assert message.removesuffix(".") == "faceId was not found in the collection"
 
 
 def test_list_faces_pages_and_filters(rekognition, indexed):
@@ -200,14 +208,15 @@ def test_list_faces_token_from_another_collection_is_rejected(rekognition, index
     other = f"other-{uuid.uuid4().hex[:8]}"
     rekognition.create_collection(CollectionId=other)
     rekognition.index_faces(CollectionId=other, Image={"Bytes": demo_photos[0]})
-    expect_error(
+    # Real wording (AWS error-handling guide): "Invalid Token" or "Invalid Pagination Token".
+    message = expect_error(
         rekognition.list_faces,
         "ListFaces",
         "InvalidPaginationTokenException",
-        "Invalid pagination token: it is malformed or was issued for another listing.",
         CollectionId=other,
         NextToken=token,
     )
+    assert message in ("Invalid Token", "Invalid Pagination Token")
 
 
 def test_delete_faces(rekognition, indexed):
@@ -225,11 +234,11 @@ def test_delete_faces(rekognition, indexed):
 
 
 def test_delete_faces_missing_collection(rekognition):
+    # wording: no evidence of the real message (see README): none found quoted for DeleteFaces.
     expect_error(
         rekognition.delete_faces,
         "DeleteFaces",
         "ResourceNotFoundException",
-        "The collection id: missing does not exist",
         CollectionId="missing",
         FaceIds=["11111111-2222-4333-8444-555555555555"],
     )
@@ -246,52 +255,61 @@ def test_image_from_s3_object(rekognition, collection, s3, demo_photos):
     assert len(response["FaceRecords"]) >= 3
 
 
+@pytest.mark.facesearch_only
 def test_s3_bucket_outside_the_allow_list(rekognition, collection, s3, demo_photos):
     s3.put_object(Bucket=FORBIDDEN_BUCKET, Key="one.jpg", Body=demo_photos[0])
+    # wording: no evidence of the real message (see README): the bucket allow-list is FaceSearch's
+    # own; real Rekognition reports an S3 object it may not read as InvalidS3ObjectException.
     expect_error(
         rekognition.index_faces,
         "IndexFaces",
         "AccessDeniedException",
-        f"Access denied to S3 bucket '{FORBIDDEN_BUCKET}': it is not in the allowed image buckets "
-        "(FACESEARCH_ALLOWED_IMAGE_BUCKETS)",
         CollectionId=collection,
         Image={"S3Object": {"Bucket": FORBIDDEN_BUCKET, "Name": "one.jpg"}},
     )
 
 
 def test_missing_s3_object(rekognition, collection):
-    expect_error(
+    # Real wording (AWS error-handling guide, aws/aws-sdk-php#2710 and others): UNREADABLE_S3_OBJECT;
+    # anything after it is ours.
+    message = expect_error(
         rekognition.search_faces_by_image,
         "SearchFacesByImage",
         "InvalidS3ObjectException",
-        f"{UNREADABLE_S3_OBJECT} (s3://{IMAGE_BUCKET}/nothing.jpg)",
         CollectionId=collection,
         Image={"S3Object": {"Bucket": IMAGE_BUCKET, "Name": "nothing.jpg"}},
     )
+    assert message.startswith(UNREADABLE_S3_OBJECT)
 
 
 def test_s3_object_over_15_mib(rekognition, s3):
     s3.put_object(Bucket=IMAGE_BUCKET, Key="huge.jpg", Body=b"\xff\xd8\xff" + b"\x00" * MAX_S3_IMAGE_BYTES)
-    expect_error(
+    # Real wording (AWS error-handling guide): "Image size is too large."
+    message = expect_error(
         rekognition.detect_faces,
         "DetectFaces",
         "ImageTooLargeException",
-        f"Image size {MAX_S3_IMAGE_BYTES + 3} bytes exceeds the {MAX_S3_IMAGE_BYTES}-byte limit "
-        "for Image.S3Object",
         Image={"S3Object": {"Bucket": IMAGE_BUCKET, "Name": "huge.jpg"}},
     )
+    assert message.removesuffix(".") == "Image size is too large"
 
 
 def test_image_bytes_over_5_mib(rekognition, collection):
     limit = 5 * 1024 * 1024
-    expect_error(
+    # Real wording: the AWS validation message on the image.bytes member, quoted from a live DetectText
+    # answer (see README); the code there is not shown and is probably ValidationException, so the
+    # declared ImageTooLargeException is kept.
+    message = expect_error(
         rekognition.search_faces_by_image,
         "SearchFacesByImage",
         "ImageTooLargeException",
-        f"Image size {limit + 1} bytes at 'Image.Bytes' exceeds the {limit}-byte limit for Image.Bytes; "
-        "pass larger images (up to 15 MiB) as Image.S3Object",
         CollectionId=collection,
         Image={"Bytes": b"\xff" * (limit + 1)},
+    )
+    assert message.startswith("1 validation error detected: Value '")
+    assert message.endswith(
+        "' at 'image.bytes' failed to satisfy constraint: "
+        f"Member must have length less than or equal to {limit}"
     )
 
 
@@ -304,14 +322,15 @@ def test_image_bytes_over_5_mib(rekognition, collection):
     ],
 )
 def test_not_jpeg_or_png(rekognition, collection, data):
-    expect_error(
+    # Real wording: "Request has invalid image format" (see test_compare_faces_image_errors).
+    message = expect_error(
         rekognition.index_faces,
         "IndexFaces",
         "InvalidImageFormatException",
-        "Request has unsupported image format: the bytes are neither JPEG nor PNG",
         CollectionId=collection,
         Image={"Bytes": data},
     )
+    assert message.startswith("Request has invalid image format")
 
 
 def test_truncated_jpeg(rekognition, collection, demo_photos):
@@ -322,7 +341,7 @@ def test_truncated_jpeg(rekognition, collection, demo_photos):
         CollectionId=collection,
         Image={"Bytes": demo_photos[0][:2000]},
     )
-    assert message.startswith("Request has invalid image format: ")
+    assert message.startswith("Request has invalid image format")  # real wording; the rest is ours
     assert rekognition.describe_collection(CollectionId=collection)["FaceCount"] == 0
 
 
@@ -340,13 +359,15 @@ def test_s3_object_version_is_honoured(rekognition, s3, demo_photos, blank_jpeg)
     location = {"Bucket": IMAGE_BUCKET, "Name": "versioned.jpg"}
     assert rekognition.detect_faces(Image={"S3Object": {**location, "Version": first}})["FaceDetails"] == []
     assert len(rekognition.detect_faces(Image={"S3Object": location})["FaceDetails"]) >= 3
-    expect_error(
+    # Real wording: one of the guide's two InvalidS3ObjectException messages; no answer for an unknown
+    # Version was found quoted (see README).
+    message = expect_error(
         rekognition.detect_faces,
         "DetectFaces",
         "InvalidS3ObjectException",
-        f"{UNREADABLE_S3_OBJECT} (s3://{IMAGE_BUCKET}/versioned.jpg)",
         Image={"S3Object": {**location, "Version": "no-such-version"}},
     )
+    assert message.startswith((UNREADABLE_S3_OBJECT, "Request has invalid S3 object"))
 
 
 def test_search_quality_filter_is_honoured(rekognition, indexed, demo_photos):

@@ -40,7 +40,7 @@ def create_user(user_id: str, token: str = "token-1") -> dict:
 
 
 def users(store) -> list[str]:
-    return [user.user_id for user in store.list_users(COLLECTION, max_results=100).items]
+    return [user.user_id for user in store.view(COLLECTION).list_users(max_results=100).items]
 
 
 def record_keys(store) -> list[str]:
@@ -84,7 +84,7 @@ def test_an_error_answer_releases_the_token_for_a_retry(store):
 
 
 def _write_claim(store, params: dict, operation: str, *, expires_in: float) -> str:
-    created = store.describe_collection(COLLECTION).created_at.isoformat()
+    created = store.view(COLLECTION).info.created_at.isoformat()
     key = idempotency.record_key(operation, COLLECTION, created, params["ClientRequestToken"])
     claim = idempotency.Record(
         idempotency.IN_PROGRESS, idempotency.fingerprint(params), time.time() + expires_in

@@ -180,4 +180,4 @@ def test_bad_bytes_raise_the_wire_error(model_pack):
     with pytest.raises(errors.InvalidImageFormatException) as caught:
         analyze(b"GIF89a not really")
     assert caught.value.code == "InvalidImageFormatException"
-    assert caught.value.message == "Request has unsupported image format: the bytes are neither JPEG nor PNG"
+    assert caught.value.message == "Request has invalid image format: the bytes are neither JPEG nor PNG"

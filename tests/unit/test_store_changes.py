@@ -165,11 +165,15 @@ def test_check_faces_validates_before_anything_is_written():
 def test_key_layout_keeps_everything_under_the_collection_prefix():
     prefix = keys.collection_prefix("c")
     segment_id = "20260101T000000-" + "0" * 32
-    for key in (keys.manifest_key("c"), *keys.segment_keys("c", segment_id), keys.idempotency_prefix("c")):
+    for key in (
+        keys.manifest_key("c"),
+        *keys.segment_keys("c", segment_id),
+        keys.collection_key("c", "idempotency/x.json"),
+    ):
         assert key.startswith(prefix)
     assert keys.collection_id_of(prefix) == "c"
     assert keys.is_segment_object("c", keys.segment_key("c", segment_id, "bin"))
     # Not segment objects: never garbage-collected.
-    assert not keys.is_segment_object("c", keys.idempotency_prefix("c") + "abc.json")
+    assert not keys.is_segment_object("c", keys.collection_key("c", "idempotency/abc.json"))
     assert not keys.is_segment_object("c", keys.segments_prefix("c") + "notes.txt")
     assert not keys.is_segment_object("c", keys.segment_key("c2", segment_id, "bin"))

@@ -120,7 +120,7 @@ def test_non_jpeg_png_bytes_are_rejected_by_magic(data):
     with pytest.raises(errors.InvalidImageFormatException) as caught:
         decode_image(data, LIMIT)
     assert caught.value.code == "InvalidImageFormatException"
-    assert caught.value.message == "Request has unsupported image format: the bytes are neither JPEG nor PNG"
+    assert caught.value.message == "Request has invalid image format: the bytes are neither JPEG nor PNG"
 
 
 def test_jpeg_magic_followed_by_garbage_is_invalid():

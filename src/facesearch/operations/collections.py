@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from facesearch.errors import InvalidParameterException
+from facesearch.errors import InvalidParameterException, ResourceNotFoundException
 from facesearch.protocol.context import RequestContext
 from facesearch.protocol.shapes import (
     DEFAULT_PAGE_SIZE,
@@ -56,7 +56,11 @@ def delete_collection(request: DeleteCollectionRequest, context: RequestContext)
 def describe_collection(
     request: DescribeCollectionRequest, context: RequestContext
 ) -> DescribeCollectionResponse:
-    info = get_store().view(request.collection_id).info
+    try:
+        info = get_store().view(request.collection_id).info
+    except ResourceNotFoundException as missing:
+        # DescribeCollection words it differently from the other operations (tests/conformance/README.md).
+        raise ResourceNotFoundException(f"Collection:{request.collection_id} not found!") from missing
     return DescribeCollectionResponse(
         face_count=info.face_count,
         face_model_version=info.face_model_version,

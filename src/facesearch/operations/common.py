@@ -12,6 +12,7 @@ from facesearch.vision.pack import ModelPack, get_pack
 # Quality, Landmarks); requesting others (ALL, AGE_RANGE, EMOTIONS...) is refused rather than ignored.
 SUPPORTED_ATTRIBUTES = ("DEFAULT",)
 NO_FACE_MESSAGE = "There are no faces in the image. Should be at least 1."
+FACE_NOT_FOUND_MESSAGE = "faceId was not found in the collection."
 
 
 def collection_pack(collection_id: str) -> tuple[CollectionView, ModelPack]:

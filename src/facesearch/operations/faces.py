@@ -10,6 +10,7 @@ from facesearch.domain import FaceRecord
 from facesearch.errors import InvalidParameterException
 from facesearch.operations.collections import page_size
 from facesearch.operations.common import (
+    FACE_NOT_FOUND_MESSAGE,
     NO_FACE_MESSAGE,
     check_attributes,
     collection_pack,
@@ -121,6 +122,9 @@ def search_faces_by_image(
 def search_faces(request: SearchFacesRequest, context: RequestContext) -> SearchFacesResponse:
     """Search the collection with a stored face's vector; the face itself is not among the matches."""
     view, pack = collection_pack(request.collection_id)
+    if not view.get_faces([request.face_id]):
+        # Rekognition answers an unknown FaceId so (tests/conformance/README.md, row 16).
+        raise InvalidParameterException(FACE_NOT_FOUND_MESSAGE)
     vector = view.get_vectors([request.face_id])[0]
     with stage("Search"):
         hits = view.search(

@@ -118,7 +118,7 @@ def run_once(operation: str, params: dict[str, Any], answer: Callable[[], dict[s
     store = get_store()
     created = store.view(collection_id).info.created_at.isoformat()
     key = record_key(operation, collection_id, created, token)
-    tokens = Tokens(store.blobs, key, fingerprint(params), operation)
+    tokens = Tokens(store.blobs, key, token, fingerprint(params), operation)
     outcome = tokens.claim()
     if isinstance(outcome, dict):
         count("IdempotentReplays", 1)
@@ -143,6 +143,7 @@ class Tokens:
 
     blobs: BlobStore
     key: str
+    token: str
     fingerprint: str
     operation: str
 
@@ -164,8 +165,9 @@ class Tokens:
             except PreconditionFailed:
                 continue  # another request wrote the record between our read and our write
             if record.fingerprint != self.fingerprint:
+                # Rekognition's own wording (Developer Guide, "Error handling").
                 raise IdempotentParameterMismatchException(
-                    f"ClientRequestToken was already used for {self.operation} with different parameters"
+                    f"The ClientRequestToken: {self.token} you have supplied is already in use."
                 )
             if record.state == COMPLETED and record.response is not None:
                 return record.response

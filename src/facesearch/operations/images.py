@@ -12,6 +12,8 @@ from facesearch.settings import ENV_ALLOWED_IMAGE_BUCKETS, get_settings
 # Rekognition's documented limit for images stored in S3 (Image.Bytes is limited by the model: 5 MiB).
 MAX_S3_IMAGE_BYTES = 15 * 1024 * 1024
 ANY_BUCKET = "*"
+# Rekognition's own wording (Developer Guide, "Error handling"; tests/conformance/README.md).
+TOO_LARGE = "Image size is too large."
 # Rekognition's own wording for an object it cannot read.
 UNREADABLE_S3_OBJECT = (
     "Unable to get object metadata from S3. Check object key, region and/or access permissions."
@@ -46,14 +48,11 @@ def _read_s3_object(ref: S3ObjectRef) -> bytes:
     try:
         head = client.head_object(**where)
         if head["ContentLength"] > MAX_S3_IMAGE_BYTES:
-            raise ImageTooLargeException(
-                f"Image size {head['ContentLength']} bytes exceeds the {MAX_S3_IMAGE_BYTES}-byte limit "
-                "for Image.S3Object"
-            )
+            raise ImageTooLargeException(TOO_LARGE)
         # The object may be replaced between HEAD and GET: pin the GET to the ETag we sized.
         body = client.get_object(**where, IfMatch=head["ETag"])["Body"].read(MAX_S3_IMAGE_BYTES + 1)
     except (ClientError, BotoCoreError) as exc:
-        raise InvalidS3ObjectException(f"{UNREADABLE_S3_OBJECT} (s3://{ref.bucket}/{ref.name})") from exc
+        raise InvalidS3ObjectException(UNREADABLE_S3_OBJECT) from exc
     if len(body) > MAX_S3_IMAGE_BYTES:
-        raise ImageTooLargeException(f"Image exceeds the {MAX_S3_IMAGE_BYTES}-byte limit for Image.S3Object")
+        raise ImageTooLargeException(TOO_LARGE)
     return body

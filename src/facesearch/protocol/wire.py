@@ -105,7 +105,7 @@ def error_body(error: RekognitionError) -> dict[str, str]:
 
 
 def direct_error(error: RekognitionError) -> dict[str, Any]:
-    """The direct-invoke door's error answer (DESIGN §1): status plus code and message."""
+    """The direct-invoke door's error answer: status plus code and message."""
     return {"StatusCode": error.status, "Error": {"Code": error.code, "Message": error.message}}
 
 

@@ -14,12 +14,12 @@ Modules: ``core`` (manifest cache, conditional read, manifest swap, writes), ``v
 ``changes`` (pure manifest changes), ``compaction`` (merge policy, compaction, GC), ``memory`` (loaded
 segments), ``keys`` (object layout), ``segment``, ``manifest``, ``blobs``, ``cache``, ``tokens``.
 
-Layout under the location (DESIGN §4)::
+Layout under the location::
 
     collections/<CollectionId>/manifest.json       the only mutable object, swapped by conditional PUT
     collections/<CollectionId>/segments/<id>.bin   immutable: header + float32 vectors + hnswlib graph
     collections/<CollectionId>/segments/<id>.json  immutable: the segment's face records
-    collections/<CollectionId>/idempotency/...     ClientRequestToken records (deleted with the collection)
+    collections/<CollectionId>/idempotency/...     ClientRequestToken records (not GC's; go with it)
 
 Errors: the store raises the shared wire errors of ``facesearch.errors`` itself with Rekognition-like
 messages (ResourceNotFoundException, ResourceAlreadyExistsException, ConflictException,

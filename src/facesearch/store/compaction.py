@@ -87,7 +87,7 @@ def compact(store: CollectionStore, collection_id: str, *, force: bool, budget: 
         gone.update(record.face_id for record in loaded.records if record.face_id in manifest.tombstones)
         records.extend(loaded.records[row] for row in rows)
         if rows:
-            vectors.append(np.asarray(loaded.index.get_items(rows, return_type="numpy"), dtype=np.float32))
+            vectors.append(loaded.vectors(rows))
     merged = np.concatenate(vectors) if vectors else np.zeros((0, manifest.index.dim), np.float32)
     built = store.upload_segment(collection_id, manifest, tuple(records), merged) if records else None
     group_ids = frozenset(ref.segment_id for ref in group)

@@ -17,7 +17,9 @@ import random
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -64,10 +66,23 @@ R = TypeVar("R")
 # ef=160 gives recall@10 >= 0.99 on 100k random 512-D unit vectors (bench/store.py), which are harder
 # than face embeddings. Every value is recorded in the manifest; these only apply to new collections.
 DEFAULT_INDEX = {"space": "cosine", "m": 16, "ef_construction": 200, "ef": 160}
+# Manifests cached in memory (least recently read dropped first; its segments are released with it): a
+# warm container serves a few collections, and each cached manifest keeps its segments loaded.
+MAX_CACHED_MANIFESTS = 32
 # Manifest swap retries: exponential backoff with jitter from 10 ms, capped at 1 s per wait.
 MAX_SWAP_ATTEMPTS = 40
 _BACKOFF_BASE = 0.01
 _BACKOFF_CAP = 1.0
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    """What a store holds in memory: cached manifests (by CollectionId) and loaded segments (by id)."""
+
+    cached_collections: tuple[str, ...]
+    referenced_segments: frozenset[str]
+    loaded_segments: frozenset[str]
+    loaded_bytes: int
 
 
 class CollectionStore:
@@ -89,7 +104,7 @@ class CollectionStore:
         self.engine = engine
         self.engine_overrides = tuple(engine_overrides)
         self.memory = SegmentMemory(cache)
-        self._manifests: dict[str, Snapshot] = {}
+        self._manifests: OrderedDict[str, Snapshot] = OrderedDict()
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------------------------------- collections
@@ -160,6 +175,8 @@ class CollectionStore:
         """
         with self._lock:
             cached = self._manifests.get(collection_id)
+            if cached is not None:
+                self._manifests.move_to_end(collection_id)
         got = self.blobs.get(keys.manifest_key(collection_id), if_none_match=cached.etag if cached else None)
         if got is NOT_MODIFIED:
             return self._view_of(cached)
@@ -256,7 +273,7 @@ class CollectionStore:
             lambda current: changes.disassociate_faces(current.manifest, user_id, face_ids, current.is_live),
         )
 
-    # ------------------------------------------------------------------------------ maintenance (scheduled)
+    # -------------------------------------------------------------------------- compaction and collection
 
     def maybe_compact(self, collection_id: str) -> bool:
         """A write's compaction: only a merge within INLINE_COMPACTION_MAX_FACES; True if it swapped.
@@ -283,7 +300,20 @@ class CollectionStore:
         """Delete segment objects no manifest references that are older than ``grace_seconds``; their keys."""
         return compaction.collect_garbage(self, collection_id, grace_seconds=grace_seconds)
 
-    # -------------------------------------------------------------- for the store's own modules (not callers)
+    def memory_report(self) -> MemoryReport:
+        """The store's own memory accounting (for tests, benchmarks and logs)."""
+        with self._lock:
+            cached = tuple(self._manifests)
+            referenced = {ref.segment_id for s in self._manifests.values() for ref in s.manifest.segments}
+        loaded = self.memory.loaded()
+        return MemoryReport(
+            cached_collections=cached,
+            referenced_segments=frozenset(referenced),
+            loaded_segments=frozenset(segment.ref.segment_id for segment in loaded),
+            loaded_bytes=sum(segment.nbytes() for segment in loaded),
+        )
+
+    # ---------------------------------------------------------------- for the store's own modules only
 
     def segment(self, manifest: Manifest, ref: SegmentRef, *, graph: bool) -> seg.LoadedSegment:
         """A segment of ``manifest`` in memory (its graph too if ``graph``), tombstones applied."""
@@ -349,6 +379,9 @@ class CollectionStore:
                 self._manifests.pop(collection_id, None)
             else:
                 self._manifests[collection_id] = snapshot
+                self._manifests.move_to_end(collection_id)
+                while len(self._manifests) > MAX_CACHED_MANIFESTS:
+                    self._manifests.popitem(last=False)
             referenced = {ref.segment_id for s in self._manifests.values() for ref in s.manifest.segments}
         self.memory.retain(referenced)
 

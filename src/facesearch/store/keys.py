@@ -1,4 +1,4 @@
-"""Where a collection's objects live: blob keys under ``collections/<CollectionId>/`` and disk-cache names."""
+"""Key layout of the store: every key a collection owns starts with its prefix, so deleting it is complete."""
 
 from __future__ import annotations
 
@@ -8,13 +8,18 @@ import re
 ROOT = "collections/"
 _SEGMENTS = "segments/"
 _EXTENSIONS = ("bin", "json")
-# Segment ids are "<UTC timestamp>-<uuid4 hex>" (``new_segment_id``); GC deletes nothing else.
+# Segment ids are "<UTC timestamp>-<uuid4 hex>" (CollectionStore.upload_segment); GC deletes nothing else.
 _SEGMENT_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{32}\.(bin|json)$")
 
 
 def collection_prefix(collection_id: str) -> str:
-    """Every object of the collection (manifest, segments, idempotency records, tags) is under this."""
+    """``collections/<CollectionId>/``: the manifest, segments and per-collection records below it."""
     return f"{ROOT}{collection_id}/"
+
+
+def collection_key(collection_id: str, rest: str) -> str:
+    """A key inside the collection's prefix (``rest`` is relative to it)."""
+    return collection_prefix(collection_id) + rest
 
 
 def collection_id_of(prefix: str) -> str:
@@ -23,11 +28,11 @@ def collection_id_of(prefix: str) -> str:
 
 
 def manifest_key(collection_id: str) -> str:
-    return f"{collection_prefix(collection_id)}manifest.json"
+    return collection_key(collection_id, "manifest.json")
 
 
 def segments_prefix(collection_id: str) -> str:
-    return f"{collection_prefix(collection_id)}{_SEGMENTS}"
+    return collection_key(collection_id, _SEGMENTS)
 
 
 def segment_key(collection_id: str, segment_id: str, ext: str) -> str:
@@ -37,11 +42,6 @@ def segment_key(collection_id: str, segment_id: str, ext: str) -> str:
 def segment_keys(collection_id: str, segment_id: str) -> tuple[str, str]:
     """Both objects of a segment: the graph (``.bin``) and the records (``.json``)."""
     return tuple(segment_key(collection_id, segment_id, ext) for ext in _EXTENSIONS)
-
-
-def idempotency_prefix(collection_id: str) -> str:
-    """ClientRequestToken records: inside the collection, so they go when it is deleted."""
-    return f"{collection_prefix(collection_id)}idempotency/"
 
 
 def is_segment_object(collection_id: str, key: str) -> bool:
@@ -55,8 +55,3 @@ def cache_name(location: str, collection_id: str, segment_id: str, ext: str) -> 
     # Segment ids are unique per store; the location hash keeps two stores sharing one cache folder apart.
     where = hashlib.sha256(f"{location}\x00{collection_id}".encode()).hexdigest()[:16]
     return f"{where}-{segment_id}.{ext}"
-
-
-def collection_key(collection_id: str, rest: str) -> str:
-    """A key inside the collection's prefix (``rest`` is relative to it)."""
-    return collection_prefix(collection_id) + rest

@@ -15,19 +15,26 @@ from facesearch.store.manifest import Manifest, SegmentRef
 
 
 class SegmentMemory:
-    """The loaded segments of one store, by segment id (ids are unique per store, so never stale)."""
+    """The loaded segments of one store, by segment id (ids are unique per store, so never stale).
+
+    The store calls ``retain`` with the segments its cached manifests name whenever it installs a
+    manifest (a read that changed, its own swap, an eviction), so a writing process releases what its
+    compactions replaced. Reads of loaded segments take no lock; loading takes ``_lock``.
+    """
 
     def __init__(self, cache: DiskCache) -> None:
         self.cache = cache
         self._segments: dict[str, seg.LoadedSegment] = {}
-        # One lock for the in-memory state: hnswlib's mark_deleted/set_ef must not race a query.
-        self.lock = threading.RLock()
+        self._lock = threading.Lock()
 
     def load(
         self, blobs: BlobStore, manifest: Manifest, ref: SegmentRef, *, graph: bool
     ) -> seg.LoadedSegment:
-        """A segment in memory (records; the graph if ``graph``), with the manifest's tombstones marked."""
-        with self.lock:
+        """A segment in memory: its records, and if ``graph`` what it is searched with."""
+        loaded = self._segments.get(ref.segment_id)
+        if loaded is not None and (loaded.searchable or not graph):
+            return loaded
+        with self._lock:
             loaded = self._segments.get(ref.segment_id)
             if loaded is None:
                 body = self._fetch(blobs, manifest.collection_id, ref, "json").read_bytes()
@@ -37,38 +44,27 @@ class SegmentMemory:
                     records=records,
                     row_of={record.face_id: row for row, record in enumerate(records)},
                 )
-                self._segments[ref.segment_id] = loaded
-            if graph and loaded.index is None:
+            if graph and not loaded.searchable:
                 path = self._fetch(blobs, manifest.collection_id, ref, "bin")
-                loaded.index = seg.load_graph(path, ref, manifest.index)
-            if loaded.index is not None and loaded.marked_for is not manifest.tombstones:
-                loaded.marked_for = manifest.tombstones
-                for face_id in manifest.tombstones:
-                    row = loaded.row_of.get(face_id)
-                    if row is not None and row not in loaded.marked:
-                        loaded.index.mark_deleted(row)
-                        loaded.marked.add(row)
+                loaded = seg.searchable(ref, loaded.records, seg.load_graph(path, ref, manifest.index))
+            self._segments[ref.segment_id] = loaded
             return loaded
 
     def remember(self, built: seg.BuiltSegment) -> None:
         """Keep a segment this process built and swapped in loaded, so the next read downloads nothing."""
-        with self.lock:
-            self._segments[built.ref.segment_id] = seg.LoadedSegment(
-                ref=built.ref,
-                records=built.records,
-                row_of={record.face_id: row for row, record in enumerate(built.records)},
-                index=built.index,
-            )
+        loaded = seg.searchable(built.ref, built.records, built.index, built.vectors)
+        with self._lock:
+            self._segments[built.ref.segment_id] = loaded
 
     def retain(self, referenced: set[str]) -> None:
         """Release every loaded segment not in ``referenced`` (the segments the cached manifests name)."""
-        with self.lock:
+        with self._lock:
             for segment_id in [s for s in self._segments if s not in referenced]:
                 del self._segments[segment_id]
 
     def loaded(self) -> list[seg.LoadedSegment]:
-        """The segments in memory now (for measurements and the benchmark)."""
-        with self.lock:
+        """The segments in memory now (for the store's accounting, its tests and the benchmark)."""
+        with self._lock:
             return list(self._segments.values())
 
     def _fetch(self, blobs: BlobStore, collection_id: str, ref: SegmentRef, ext: str) -> Path:

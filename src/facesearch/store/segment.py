@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,34 +23,107 @@ from facesearch.store.manifest import IndexParams, SegmentRef
 SEGMENT_FORMAT_VERSION = 1
 # hnswlib's own default seed, fixed so the same input builds the same graph.
 HNSW_RANDOM_SEED = 100
+# Segments up to this many faces are searched exactly from a matrix (no graph in memory): a 512-D scan
+# costs ~0.18 us a face (bench/store.py's brute force: 17.5 ms for 100 000), so ~0.2 ms here, below one
+# graph search (~1 ms), and an hnswlib index has a fixed ~2.5 MB cost (HNSW_FIXED_BYTES).
+BRUTE_FORCE_MAX_FACES = 1024
+HNSW_FIXED_BYTES = 65_536 * 40
 
 
 @dataclass(frozen=True)
 class BuiltSegment:
-    """A freshly built segment: its manifest entry and the two objects to upload."""
+    """A freshly built segment: its manifest entry, the two objects to upload, and what was indexed."""
 
     ref: SegmentRef
     bin_body: bytes
     json_body: bytes
     index: hnswlib.Index
     records: tuple[FaceRecord, ...]
+    vectors: np.ndarray
 
 
-@dataclass
+class DeletedRows:
+    """The rows of one segment whose faces are tombstoned, and (graph segments) marked deleted in hnswlib.
+
+    Only grows: face ids are never reused, and a tombstone leaves the manifest only with its segment.
+    Readers take ``rows_for`` without a lock when the tombstone set is the one last applied (compared by
+    identity, so an unchanged manifest costs nothing); a new set is applied under this segment's lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # (tombstone set last applied, sorted dead rows): replaced whole, so readers see a consistent pair.
+        self._state: tuple[frozenset[str] | None, np.ndarray] = (None, np.zeros(0, dtype=np.int64))
+
+    def rows_for(self, tombstones: frozenset[str], row_of: dict[str, int], index: hnswlib.Index | None):
+        applied, rows = self._state
+        if applied is tombstones:
+            return rows
+        with self._lock:
+            applied, rows = self._state
+            if applied is not tombstones:
+                known = set(rows.tolist())
+                new = sorted({row_of[f] for f in tombstones if f in row_of} - known)
+                if index is not None:
+                    for row in new:
+                        index.mark_deleted(row)
+                rows = np.array(sorted(known.union(new)), dtype=np.int64)
+                self._state = (tombstones, rows)
+            return rows
+
+
+@dataclass(frozen=True)
 class LoadedSegment:
-    """A segment in memory: records always, the graph once a search or vector read needs it.
+    """A segment in memory: records always; for searching, a graph or (small segments) a vector matrix.
 
-    ``marked`` holds the rows already ``mark_deleted`` in the graph (tombstones only ever grow for a
-    segment, since face ids are never reused).
+    Segments of at most ``BRUTE_FORCE_MAX_FACES`` faces keep their vectors as one float32 matrix and are
+    searched exactly: an hnswlib index costs ~2.5 MB however small (65 536 label-operation mutexes of
+    40 bytes each), and scanning that many vectors is as fast as a graph search. Nothing here changes
+    after load except the deleted rows, which only grow.
     """
 
     ref: SegmentRef
     records: tuple[FaceRecord, ...]
     row_of: dict[str, int]
     index: hnswlib.Index | None = None
-    marked: set[int] = field(default_factory=set)
-    # The tombstone set last applied (by identity): skips re-scanning it while the manifest is unchanged.
-    marked_for: frozenset[str] | None = None
+    matrix: np.ndarray | None = None
+    deleted: DeletedRows = field(default_factory=DeletedRows, compare=False)
+
+    @property
+    def searchable(self) -> bool:
+        return self.index is not None or self.matrix is not None
+
+    def vectors(self, rows: list[int]) -> np.ndarray:
+        """The unit vectors of ``rows``, shape (len(rows), dim)."""
+        if self.matrix is not None:
+            return self.matrix[rows]
+        return np.asarray(self.index.get_items(rows, return_type="numpy"), dtype=np.float32)
+
+    def nbytes(self) -> int:
+        """Approximate memory of the vectors and graph (for the store's own accounting and tests)."""
+        if self.matrix is not None:
+            return self.matrix.nbytes
+        if self.index is None:
+            return 0
+        # hnswlib: per element the vector, level-0 links (2*M) and label; plus the fixed lock table.
+        per_element = 4 * self.index.dim + 4 * (2 * self.index.M + 1) + 8
+        return per_element * self.ref.count + HNSW_FIXED_BYTES
+
+
+def searchable(
+    ref: SegmentRef,
+    records: tuple[FaceRecord, ...],
+    index: hnswlib.Index,
+    vectors: np.ndarray | None = None,
+) -> LoadedSegment:
+    """A loaded segment ready to search: small ones keep a matrix and drop their graph (see LoadedSegment)."""
+    row_of = {record.face_id: row for row, record in enumerate(records)}
+    if ref.count > BRUTE_FORCE_MAX_FACES:
+        return LoadedSegment(ref=ref, records=records, row_of=row_of, index=index)
+    if vectors is None:
+        vectors = np.asarray(index.get_items(list(range(ref.count)), return_type="numpy"), dtype=np.float32)
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32).reshape(ref.count, -1)
+    return LoadedSegment(ref=ref, records=records, row_of=row_of, matrix=matrix)
 
 
 def record_to_json(record: FaceRecord) -> dict:
@@ -112,7 +186,9 @@ def build(
         json_sha256=hashlib.sha256(json_body).hexdigest(),
         bin_bytes=len(bin_body),
     )
-    return BuiltSegment(ref=ref, bin_body=bin_body, json_body=json_body, index=index, records=records)
+    return BuiltSegment(
+        ref=ref, bin_body=bin_body, json_body=json_body, index=index, records=records, vectors=vectors
+    )
 
 
 def parse_records(body: bytes, ref: SegmentRef) -> tuple[FaceRecord, ...]:
@@ -151,19 +227,26 @@ def load_graph(path: Path, ref: SegmentRef, params: IndexParams) -> hnswlib.Inde
     return index
 
 
-def search(segment: LoadedSegment, query: np.ndarray, k: int, ef: int) -> list[tuple[int, float]]:
-    """Up to ``k`` (row, cosine) of the segment's live rows nearest to the unit vector ``query``."""
-    index = segment.index
-    live = segment.ref.count - len(segment.marked)
-    k = min(k, live)
+def search(
+    segment: LoadedSegment, query: np.ndarray, k: int, tombstones: frozenset[str]
+) -> list[tuple[int, float]]:
+    """Up to ``k`` (row, cosine) of the segment's rows not in ``tombstones`` nearest to the unit ``query``.
+
+    Takes no store-wide lock: hnswlib's knn_query releases the GIL and is safe to run concurrently, and
+    its ef is fixed at load (hnswlib searches with max(ef, k)).
+    """
+    dead = segment.deleted.rows_for(tombstones, segment.row_of, segment.index)
+    k = min(k, segment.ref.count - len(dead))
     if k <= 0:
         return []
-    index.set_ef(max(ef, k))
+    if segment.matrix is not None:
+        return _exact(segment.matrix, np.arange(segment.ref.count), dead, query, k)
     try:
-        labels, distances = index.knn_query(query.reshape(1, -1), k=k)
+        labels, distances = segment.index.knn_query(query.reshape(1, -1), k=k)
     except RuntimeError:
         # hnswlib cannot always fill k results when many rows are deleted: answer exactly instead.
-        return _brute_force(segment, query, k)
+        rows = np.setdiff1d(np.arange(segment.ref.count), dead)
+        return _exact(segment.vectors(rows.tolist()), rows, np.zeros(0, np.int64), query, k)
     # Clipped: float32 rounding can put a self-match a hair above 1.
     return [
         (int(row), min(1.0, 1.0 - float(distance)))
@@ -171,9 +254,11 @@ def search(segment: LoadedSegment, query: np.ndarray, k: int, ef: int) -> list[t
     ]
 
 
-def _brute_force(segment: LoadedSegment, query: np.ndarray, k: int) -> list[tuple[int, float]]:
-    rows = np.array([row for row in range(segment.ref.count) if row not in segment.marked], dtype=np.int64)
-    vectors = np.asarray(segment.index.get_items(rows, return_type="numpy"), dtype=np.float32)
+def _exact(
+    vectors: np.ndarray, rows: np.ndarray, dead: np.ndarray, query: np.ndarray, k: int
+) -> list[tuple[int, float]]:
     cosines = vectors @ query
-    best = np.argsort(-cosines)[:k]
+    cosines[dead] = -np.inf
+    best = np.argpartition(-cosines, k - 1)[:k] if k < len(cosines) else np.arange(len(cosines))
+    best = best[np.argsort(-cosines[best], kind="stable")]
     return [(int(rows[i]), min(1.0, float(cosines[i]))) for i in best]

@@ -47,9 +47,8 @@ def decode(token: str, kind: str, scope: bytes) -> bytes:
     check, payload = raw[:_CHECK_BYTES], raw[_CHECK_BYTES:]
     head = kind.encode()[:1] + scope
     if len(payload) <= len(head) or _digest(payload, _CHECK_BYTES) != check or not payload.startswith(head):
-        raise InvalidPaginationTokenException(
-            "Invalid pagination token: it is malformed or was issued for another listing."
-        )
+        # Rekognition's own wording (Developer Guide, "Error handling"; tests/conformance/README.md).
+        raise InvalidPaginationTokenException("Invalid Token")
     return payload[len(head) :]
 
 

@@ -88,13 +88,10 @@ class CollectionView:
 
     def get_faces(self, face_ids: Sequence[str]) -> dict[str, FaceRecord]:
         """The live faces among ``face_ids`` (unknown or deleted ids are simply absent), with their user."""
-        with self.store.memory.lock:
-            user_of = self.manifest.user_of()
-            return {
-                face_id: self._record(face_id, user_of)
-                for face_id in unique(face_ids)
-                if self.is_live(face_id)
-            }
+        user_of = self.manifest.user_of()
+        return {
+            face_id: self._record(face_id, user_of) for face_id in unique(face_ids) if self.is_live(face_id)
+        }
 
     def get_vectors(self, face_ids: Sequence[str]) -> np.ndarray:
         """The stored unit vectors of ``face_ids`` in order, shape (len, dim).
@@ -103,15 +100,13 @@ class CollectionView:
         """
         manifest = self.manifest
         out = np.zeros((len(face_ids), manifest.index.dim), dtype=np.float32)
-        with self.store.memory.lock:
-            for i, face_id in enumerate(face_ids):
-                found = self._locate(face_id) if face_id not in manifest.tombstones else None
-                if found is None:
-                    raise ResourceNotFoundException(
-                        f"The face id: {face_id} does not exist in the collection {manifest.collection_id}"
-                    )
-                loaded = self._segment(found[0].ref, graph=True)
-                out[i] = np.asarray(loaded.index.get_items([found[1]], return_type="numpy"))[0]
+        for i, face_id in enumerate(face_ids):
+            found = self._locate(face_id) if face_id not in manifest.tombstones else None
+            if found is None:
+                raise ResourceNotFoundException(
+                    f"The face id: {face_id} does not exist in the collection {manifest.collection_id}"
+                )
+            out[i] = self._segment(found[0].ref, graph=True).vectors([found[1]])[0]
         return out
 
     def list_faces(
@@ -128,22 +123,16 @@ class CollectionView:
         scope = tokens.scope_of(
             "faces", self.store.blobs.location, manifest.collection_id, user_id, sorted(face_ids or [])
         )
-        with self.store.memory.lock:
-            if user_id is not None:
-                candidates = sorted(manifest.users.get(user_id, ()))
-            else:
-                candidates = self._live_sorted()
-            if face_ids is not None:
-                allowed = set(face_ids)
-                candidates = [face_id for face_id in candidates if face_id in allowed]
-            if face_ids is not None or user_id is not None:
-                candidates = [face_id for face_id in candidates if self.is_live(face_id)]
-            start = (
-                tokens.resume_index(candidates, tokens.decode(next_token, "f", scope)) if next_token else 0
-            )
-            chosen = candidates[start : start + max_results]
-            user_of = manifest.user_of()
-            items = tuple(self._record(face_id, user_of) for face_id in chosen)
+        candidates = self._live_sorted() if user_id is None else sorted(manifest.users.get(user_id, ()))
+        if face_ids is not None:
+            allowed = set(face_ids)
+            candidates = [face_id for face_id in candidates if face_id in allowed]
+        if face_ids is not None or user_id is not None:
+            candidates = [face_id for face_id in candidates if self.is_live(face_id)]
+        start = tokens.resume_index(candidates, tokens.decode(next_token, "f", scope)) if next_token else 0
+        chosen = candidates[start : start + max_results]
+        user_of = manifest.user_of()
+        items = tuple(self._record(face_id, user_of) for face_id in chosen)
         more = start + max_results < len(candidates)
         return Page(
             items=items, next_token=tokens.encode("f", scope, chosen[-1]) if more and chosen else None
@@ -157,8 +146,7 @@ class CollectionView:
         Pass the ``face_model_version`` that embedded ``vector`` to have a mismatch refused.
         """
         query = self._check_query(vector, k, face_model_version)
-        with self.store.memory.lock:
-            hits = self._search(query, k, min_cosine)
+        hits = self._search(query, k, min_cosine)
         user_of = self.manifest.user_of()
         return [(_with_user(record, user_of), cosine) for record, cosine in hits]
 
@@ -196,8 +184,7 @@ class CollectionView:
         # Widen the face search until k users are found or every face above min_cosine has been seen.
         width = max(4 * k, 64)
         while True:
-            with self.store.memory.lock:
-                hits = self._search(query, width, min_cosine)
+            hits = self._search(query, width, min_cosine)
             best: dict[str, tuple[FaceRecord, float]] = {}
             for record, cosine in hits:
                 owner = user_of.get(record.face_id)
@@ -222,12 +209,11 @@ class CollectionView:
         return self.store.memory.load(self.store.blobs, self.manifest, ref, graph=graph)
 
     def _locate(self, face_id: str) -> tuple[seg.LoadedSegment, int] | None:
-        with self.store.memory.lock:
-            for ref in self.manifest.segments:
-                loaded = self._segment(ref, graph=False)
-                row = loaded.row_of.get(face_id)
-                if row is not None:
-                    return loaded, row
+        for ref in self.manifest.segments:
+            loaded = self._segment(ref, graph=False)
+            row = loaded.row_of.get(face_id)
+            if row is not None:
+                return loaded, row
         return None
 
     def _record(self, face_id: str, user_of: dict[str, str]) -> FaceRecord:
@@ -248,7 +234,7 @@ class CollectionView:
         hits: list[tuple[FaceRecord, float]] = []
         for ref in self.manifest.segments:
             loaded = self._segment(ref, graph=True)
-            for row, cosine in seg.search(loaded, query, k, self.manifest.index.ef):
+            for row, cosine in seg.search(loaded, query, k, self.manifest.tombstones):
                 if cosine >= min_cosine:
                     hits.append((loaded.records[row], cosine))
         hits.sort(key=lambda hit: -hit[1])

@@ -21,7 +21,7 @@ _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     if not (data.startswith(JPEG_MAGIC) or data.startswith(PNG_MAGIC)):
         raise errors.InvalidImageFormatException(
-            "Request has unsupported image format: the bytes are neither JPEG nor PNG"
+            "Request has invalid image format: the bytes are neither JPEG nor PNG"
         )
     try:
         with warnings.catch_warnings():
