@@ -191,8 +191,14 @@ def read_header(stream: IO[bytes]) -> Header:
         raise InvalidParameterException(f"The export file has no readable header: {error}.") from error
 
 
-def _items(stream: IO[bytes], header: Header) -> Iterator[tuple[str, object]]:
-    """("face", (record, vector)) / ("user", (user_id, face_ids)) items, checked, then the footer's check."""
+@dataclass(frozen=True)
+class _User:
+    user_id: str
+    face_ids: list[str]
+
+
+def _items(stream: IO[bytes], header: Header) -> Iterator[tuple[FaceRecord, np.ndarray] | _User]:
+    """Faces (record, vector) and users of the file, each checked, then the footer's counts."""
     faces = users = 0
     for number, line in enumerate(stream, start=2):
         try:
@@ -203,13 +209,11 @@ def _items(stream: IO[bytes], header: Header) -> Iterator[tuple[str, object]]:
                 if vector.shape != (header.dim,):
                     raise ValueError(f"a vector of {vector.size} values, not {header.dim}")
                 faces += 1
-                yield "face", (seg.record_from_json(item), vector)
+                yield seg.record_from_json(item), vector
             elif "user" in document:
                 users += 1
-                yield (
-                    "user",
-                    (str(document["user"]["user_id"]), [str(f) for f in document["user"]["face_ids"]]),
-                )
+                user = document["user"]
+                yield _User(str(user["user_id"]), [str(face_id) for face_id in user["face_ids"]])
             elif "end" in document:
                 if document["end"] != {"faces": faces, "users": users}:
                     raise ValueError(
@@ -256,18 +260,16 @@ def import_collection(
 
     with open_stream() as stream:
         read_header(stream)
-        for kind, value in _items(stream, header):
-            if kind == "face":
-                record, vector = value  # type: ignore[misc]
-                records.append(record)
-                vectors.append(vector)
-                if len(records) >= batch:
-                    flush()
-            else:
+        for item in _items(stream, header):
+            if isinstance(item, _User):
                 flush()
-                user_id, face_ids = value  # type: ignore[misc]
-                store.create_user(collection_id, user_id)
-                if face_ids:
-                    store.associate_faces(collection_id, user_id, face_ids)
+                store.create_user(collection_id, item.user_id)
+                if item.face_ids:
+                    store.associate_faces(collection_id, item.user_id, item.face_ids)
+                continue
+            records.append(item[0])
+            vectors.append(item[1])
+            if len(records) >= batch:
+                flush()
         flush()
     return header
