@@ -11,6 +11,22 @@ cache holds the segment), store.search p50/p99 ms on warm memory (each includes 
 conditional GET), brute-force p50 ms (numpy matmul + argpartition, same vectors, same run), recall@10
 against brute force, the blob calls of one warm read, resident memory; then recall/latency of the raw
 index for a sweep of ef (the per-collection search parameter). The last line is one JSON object.
+
+    .venv/bin/python bench/store.py --writes-of 1 --faces 100000 --dim 512 --root /dev/shm
+
+Ingestion mode (``--writes-of W``): ``--faces`` faces written W at a time through ``add_faces`` (each
+write compacts inline within its budget, as IndexFaces does), the scheduled maintenance job's
+compaction every ``--maintenance-every`` faces. Every ``--report-every`` faces it prints the segment
+count, write p50/max ms over the interval, search p50 ms (warm, k=10) and RSS; at the end the same
+vectors are added in one write to a second collection and its search p50 (and both recalls@10 against
+brute force) are compared.
+
+    .venv/bin/python bench/store.py --concurrency 1 2 4 --faces 50000 --dim 512
+
+Concurrency mode: a warm collection of ``--faces`` faces (added in one write), then ``--queries``
+searches split over 1, 2, 4... threads sharing the store, as ``facesearch serve``'s threads do; prints
+searches per second for each, and the same with every search taken under one lock (how the store
+serialised queries before).
 """
 
 from __future__ import annotations
@@ -27,8 +43,10 @@ import json
 import resource
 import shutil
 import tempfile
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -187,6 +205,122 @@ def run(
     return row
 
 
+def ingest(args, root: Path, hnsw: dict) -> dict:
+    """N faces through the store API ``args.writes_of`` at a time; then the same vectors in bulk."""
+    rng = np.random.default_rng(args.seed)
+    vectors, queries = _data("identity", rng, args.faces, args.dim, args.queries)
+    records = _records(rng, args.faces)
+    params = IndexParams(dim=args.dim, **hnsw)
+    store = open_store(str(root / "ingest"), root / "ingest-cache", cache_max_bytes=1 << 40)
+    store.create_collection("single", face_model_version=MODEL, dim=args.dim, index=params)
+
+    def search_p50(collection_id: str) -> tuple[float, list]:
+        for query in queries[:20]:  # warm-up: load what changed, fault pages in
+            store.view(collection_id).search(query, k=K)
+        latencies, answers = [], []
+        for query in queries:
+            t = time.perf_counter()
+            answers.append(store.view(collection_id).search(query, k=K))
+            latencies.append(time.perf_counter() - t)
+        return _percentile_ms(latencies, 50), answers
+
+    print(
+        f"{'faces':>8} {'segments':>8} {'after job':>9} {'write p50 ms':>12} {'write max ms':>12} "
+        f"{'search p50 ms':>13} {'RSS MB':>7} {'loaded MB':>9}"
+    )
+    rows, writes = [], []
+    for start in range(0, args.faces, args.writes_of):
+        end = min(start + args.writes_of, args.faces)
+        t = time.perf_counter()
+        store.add_faces("single", records[start:end], vectors[start:end])
+        writes.append(time.perf_counter() - t)
+        if end % args.maintenance_every == 0:
+            segments_before_job = len(store.view("single").manifest.segments)
+            store.compact("single")
+        if end % args.report_every == 0 or end == args.faces:
+            p50, _ = search_p50("single")
+            row = {
+                "faces": end,
+                "segments": segments_before_job if end % args.maintenance_every == 0 else None,
+                "segments_after_job": len(store.view("single").manifest.segments),
+                "write_p50_ms": round(_percentile_ms(writes, 50), 2),
+                "write_max_ms": round(max(writes) * 1000, 1),
+                "search_p50_ms": round(p50, 3),
+                "rss_mb": round(_rss_mb(), 1),
+                "loaded_mb": round(store.memory_report().loaded_bytes / 2**20, 1),
+            }
+            rows.append(row)
+            writes = []
+            print(
+                f"{row['faces']:>8} {row['segments'] or '':>8} {row['segments_after_job']:>9} "
+                f"{row['write_p50_ms']:>12} {row['write_max_ms']:>12} {row['search_p50_ms']:>13} "
+                f"{row['rss_mb']:>7} {row['loaded_mb']:>9}",
+                flush=True,
+            )
+    single_p50, single_answers = search_p50("single")
+    store.create_collection("bulk", face_model_version=MODEL, dim=args.dim, index=params)
+    t = time.perf_counter()
+    store.add_faces("bulk", records, vectors)
+    bulk_build_s = time.perf_counter() - t
+    bulk_p50, bulk_answers = search_p50("bulk")
+    ids = [r.face_id for r in records]
+
+    def recall(answers) -> float:
+        found = 0
+        for query, hits in zip(queries, answers, strict=True):
+            truth = {ids[i] for i in np.argpartition(-(vectors @ query), K)[:K]}
+            found += len(truth & {r.face_id for r, _ in hits})
+        return round(found / (K * len(queries)), 4)
+
+    summary = {
+        "single_search_p50_ms": round(single_p50, 3),
+        "bulk_search_p50_ms": round(bulk_p50, 3),
+        "search_p50_ratio": round(single_p50 / bulk_p50, 2),
+        "single_recall_at_10": recall(single_answers),
+        "bulk_recall_at_10": recall(bulk_answers),
+        "bulk_build_s": round(bulk_build_s, 1),
+        "segments": len(store.view("single").manifest.segments),
+    }
+    print(
+        f"bulk (one write of {args.faces}): search p50 {summary['bulk_search_p50_ms']} ms; "
+        f"single writes: {summary['single_search_p50_ms']} ms over {summary['segments']} segments "
+        f"(ratio {summary['search_p50_ratio']}x); recall@10 single {summary['single_recall_at_10']}, "
+        f"bulk {summary['bulk_recall_at_10']}"
+    )
+    return {"bench": "store-ingest", "writes_of": args.writes_of, "rows": rows, **summary}
+
+
+def concurrency(args, root: Path, hnsw: dict) -> dict:
+    """Search throughput of one warm store shared by 1, 2, 4... threads (and under one lock, as before)."""
+    rng = np.random.default_rng(args.seed)
+    vectors, queries = _data("identity", rng, args.faces, args.dim, args.queries)
+    store = open_store(str(root / "concurrency"), root / "concurrency-cache", cache_max_bytes=1 << 40)
+    store.create_collection(
+        "c", face_model_version=MODEL, dim=args.dim, index=IndexParams(dim=args.dim, **hnsw)
+    )
+    store.add_faces("c", _records(rng, args.faces), vectors)
+    for query in queries[:50]:
+        store.view("c").search(query, k=K)
+    one_lock = threading.Lock()
+
+    def locked(query):
+        with one_lock:
+            return store.view("c").search(query, k=K)
+
+    rows = []
+    print(f"{'threads':>7} {'searches/s':>10} {'one lock':>9}")
+    for threads in args.concurrency:
+        rates = []
+        for search in (lambda query: store.view("c").search(query, k=K), locked):
+            with ThreadPoolExecutor(threads) as pool:
+                start = time.perf_counter()
+                list(pool.map(search, queries))
+                rates.append(round(len(queries) / (time.perf_counter() - start), 1))
+        rows.append({"threads": threads, "searches_per_s": rates[0], "one_lock_searches_per_s": rates[1]})
+        print(f"{threads:>7} {rates[0]:>10} {rates[1]:>9}", flush=True)
+    return {"bench": "store-concurrency", "faces": args.faces, "cpus": os.cpu_count(), "rows": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000])
@@ -200,6 +334,16 @@ def main() -> None:
     parser.add_argument(
         "--ef", type=int, default=DEFAULT_INDEX["ef"], help="search ef stored in the manifest"
     )
+    parser.add_argument(
+        "--root", type=Path, help="folder for the stores and caches (e.g. /dev/shm: no fsync cost)"
+    )
+    parser.add_argument("--concurrency", type=int, nargs="+", help="concurrency mode: thread counts")
+    parser.add_argument("--writes-of", type=int, help="ingestion mode: faces per add_faces call")
+    parser.add_argument("--faces", type=int, default=100_000, help="ingestion mode: faces in all")
+    parser.add_argument("--report-every", type=int, default=10_000, help="ingestion mode: faces per row")
+    parser.add_argument(
+        "--maintenance-every", type=int, default=10_000, help="ingestion mode: faces between job runs"
+    )
     args = parser.parse_args()
     hnsw = {
         "space": DEFAULT_INDEX["space"],
@@ -208,6 +352,14 @@ def main() -> None:
         "ef": args.ef,
     }
     print(f"index: {hnsw}")
+    if args.concurrency:
+        with tempfile.TemporaryDirectory(prefix="facesearch-bench-", dir=args.root) as folder:
+            print(json.dumps(concurrency(args, Path(folder), hnsw)))
+        return
+    if args.writes_of:
+        with tempfile.TemporaryDirectory(prefix="facesearch-bench-", dir=args.root) as folder:
+            print(json.dumps(ingest(args, Path(folder), hnsw)))
+        return
     rows = []
     with tempfile.TemporaryDirectory(prefix="facesearch-bench-") as folder:
         print(

@@ -210,13 +210,14 @@ def test_apigw_rest_error_invalid_collection_id(function):
 def test_scheduled_maintenance_compacts_what_the_writes_left(
     function, maintenance, s3_bucket, s3_env, monkeypatch
 ):
-    from facesearch.store.compaction import MAX_SEGMENTS
+    from facesearch.store.compaction import FAN_OUT
 
-    # Writes may re-index no face inline, so each IndexFaces leaves one more segment behind.
+    # Writes may re-index no face inline, so each IndexFaces leaves one more segment behind: FAN_OUT
+    # one-face segments fill the lowest tier, which the job merges into one.
     monkeypatch.setattr("facesearch.store.compaction.INLINE_COMPACTION_MAX_FACES", 0)
     image = load_event("direct-detect-faces")["Parameters"]["Image"]
     function("direct-create-collection")
-    for _ in range(MAX_SEGMENTS + 1):
+    for _ in range(FAN_OUT):
         assert function(direct("IndexFaces", CollectionId="demo", Image=image))["StatusCode"] == 200
     s3 = boto3.client("s3", endpoint_url=s3_env)
 
@@ -224,7 +225,7 @@ def test_scheduled_maintenance_compacts_what_the_writes_left(
         body = s3.get_object(Bucket=s3_bucket, Key="collections/demo/manifest.json")["Body"].read()
         return json.loads(body)["segments"]
 
-    assert len(segments()) == MAX_SEGMENTS + 1
+    assert len(segments()) == FAN_OUT
 
     report = maintenance("scheduled-maintenance")
 
@@ -234,12 +235,10 @@ def test_scheduled_maintenance_compacts_what_the_writes_left(
         "segments_collected": 0,  # the merged segments are orphans within their grace period
         "stopped_early": False,
     }
-    assert len(segments()) == MAX_SEGMENTS // 2
-    assert (
-        function(direct("DescribeCollection", CollectionId="demo"))["Body"]["FaceCount"] == MAX_SEGMENTS + 1
-    )
+    assert len(segments()) == 1
+    assert function(direct("DescribeCollection", CollectionId="demo"))["Body"]["FaceCount"] == FAN_OUT
     found = function(direct("SearchFacesByImage", CollectionId="demo", Image=image, MaxFaces=20))["Body"]
-    assert len(found["FaceMatches"]) == MAX_SEGMENTS + 1
+    assert len(found["FaceMatches"]) == FAN_OUT
     assert maintenance("scheduled-maintenance")["collections_compacted"] == 0
 
 

@@ -14,7 +14,7 @@ from facesearch import maintenance
 from facesearch.devtools.server import LocalLambdaContext
 from facesearch.handler import MAINTENANCE_SAFETY_MARGIN_MS, maintenance_handler
 from facesearch.store import open_store
-from facesearch.store.compaction import MAX_SEGMENTS
+from facesearch.store.compaction import FAN_OUT
 from tests.functional.store_fixtures import MODEL, make_faces
 
 DIM = 8
@@ -28,12 +28,13 @@ def _manifest(store, collection_id: str) -> dict:
 @pytest.fixture
 def store(store_location, tmp_path, monkeypatch):
     """Three collections whose writes left their compactions to the job (an inline budget of 1 face):
-    ``a`` has MAX_SEGMENTS + 1 segments, ``b`` two (within the bounds), ``c`` one with 30% tombstones."""
+    ``a`` has FAN_OUT segments of one tier (a merge is due), ``b`` two (not due), ``c`` one with 30%
+    tombstones."""
     monkeypatch.setattr("facesearch.store.compaction.INLINE_COMPACTION_MAX_FACES", 1)
     monkeypatch.setattr(maintenance, "PAGE_SIZE", 2)  # three collections span two pages
     rng = np.random.default_rng(31)
     store = open_store(store_location, tmp_path / "cache")
-    for collection_id, segments in (("a", MAX_SEGMENTS + 1), ("b", 2), ("c", 1)):
+    for collection_id, segments in (("a", FAN_OUT), ("b", 2), ("c", 1)):
         store.create_collection(collection_id, face_model_version=MODEL, dim=DIM)
         for _ in range(segments):
             store.add_faces(
@@ -41,7 +42,7 @@ def store(store_location, tmp_path, monkeypatch):
             )
     doomed = [face.face_id for face in store.view("c").list_faces(max_results=3).items]
     assert store.delete_faces("c", doomed).deleted == tuple(doomed)
-    assert len(_manifest(store, "a")["segments"]) == MAX_SEGMENTS + 1
+    assert len(_manifest(store, "a")["segments"]) == FAN_OUT
     assert len(_manifest(store, "c")["tombstones"]) == 3
     return store
 
@@ -55,7 +56,7 @@ def test_run_compacts_what_writes_left_and_collects_orphans_after_their_grace(st
     assert report == maintenance.MaintenanceReport(
         collections_visited=3, collections_compacted=2, segments_collected=0, stopped_early=False
     )
-    assert len(_manifest(store, "a")["segments"]) == MAX_SEGMENTS // 2
+    assert len(_manifest(store, "a")["segments"]) == 1
     assert _manifest(store, "b") == b_before
     assert _manifest(store, "c")["tombstones"] == []
     assert [s["count"] for s in _manifest(store, "c")["segments"]] == [2 * FACES - 3]
@@ -64,7 +65,7 @@ def test_run_compacts_what_writes_left_and_collects_orphans_after_their_grace(st
     # The replaced segments are orphans still in their grace period; once it has passed they go.
     again = maintenance.run(store, deadline=time.monotonic() + 600, grace_seconds=0)
 
-    merged_in_a = (MAX_SEGMENTS + 1) - MAX_SEGMENTS // 2 + 1
+    merged_in_a = FAN_OUT
     assert again == maintenance.MaintenanceReport(
         collections_visited=3,
         collections_compacted=0,
@@ -91,7 +92,7 @@ def test_run_starts_no_collection_once_the_deadline_has_passed(store, monkeypatc
     assert report == maintenance.MaintenanceReport(
         collections_visited=2, collections_compacted=1, segments_collected=0, stopped_early=True
     )
-    assert len(_manifest(store, "a")["segments"]) == MAX_SEGMENTS // 2
+    assert len(_manifest(store, "a")["segments"]) == 1
     assert len(_manifest(store, "c")["tombstones"]) == 3
 
 
@@ -137,7 +138,7 @@ def test_maintenance_handler_runs_the_job_on_the_containers_store(function_env):
         "segments_collected": 0,
         "stopped_early": False,
     }
-    assert len(_manifest(function_env, "a")["segments"]) == MAX_SEGMENTS // 2
+    assert len(_manifest(function_env, "a")["segments"]) == 1
     assert json.loads(json.dumps(result)) == result
 
 
@@ -147,4 +148,4 @@ def test_maintenance_handler_keeps_its_safety_margin_before_the_timeout(function
     result = maintenance_handler({}, context)
 
     assert result["collections_visited"] == 0 and result["stopped_early"] is True
-    assert len(_manifest(function_env, "a")["segments"]) == MAX_SEGMENTS + 1
+    assert len(_manifest(function_env, "a")["segments"]) == FAN_OUT

@@ -49,7 +49,7 @@ def _referenced_objects(store, collection_id):
 def _operations(rng):
     extra, extra_vectors = make_faces(rng, 4, DIM)
     return {
-        # With MAX_SEGMENTS patched to 2, this add also compacts: two swaps and two segment uploads.
+        # With FAN_OUT patched to 3, this add fills the base's tier: two swaps and two segment uploads.
         "add_faces+compaction": lambda s, c, r: s.add_faces(c, extra, extra_vectors),
         # Crosses the tombstone bound: a delete swap, then a compaction.
         "delete_faces+compaction": lambda s, c, r: s.delete_faces(c, [x.face_id for x in r[1:6]]),
@@ -61,7 +61,7 @@ def _operations(rng):
 
 @pytest.mark.parametrize("operation", list(_operations(np.random.default_rng(0))))
 def test_crash_at_every_write_step(store_location, tmp_path, monkeypatch, operation):
-    monkeypatch.setattr("facesearch.store.compaction.MAX_SEGMENTS", 2)
+    monkeypatch.setattr("facesearch.store.compaction.FAN_OUT", 3)
     rng = np.random.default_rng(99)
     op = _operations(rng)[operation]
     queries = rng.normal(size=(3, DIM)).astype(np.float32)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ from facesearch.store import open_store
 from tests.functional.store_fixtures import MODEL, fresh_store, make_faces, recall_at_k
 
 DIM = 32
-BATCHES = (700, 500, 300, 500)
+# Three graph segments of one size tier (no merge is due) and one small segment searched exactly.
+BATCHES = (700, 500, 40, 500)
 QUERIES = 60
 MIN_RECALL = 0.99
 
@@ -20,7 +22,8 @@ def _segments(store, collection_id):
     return json.loads(store.blobs.get(f"collections/{collection_id}/manifest.json").body)["segments"]
 
 
-def test_recall_across_segments_tombstones_reload_and_compaction(store_location, tmp_path):
+def test_recall_across_segments_tombstones_reload_and_compaction(store_location, tmp_path, monkeypatch):
+    monkeypatch.setattr("facesearch.store.segment.BRUTE_FORCE_MAX_FACES", 100)
     rng = np.random.default_rng(20261125)
     store = open_store(store_location, tmp_path / "cache")
     store.create_collection("c", face_model_version=MODEL, dim=DIM)
@@ -65,47 +68,51 @@ def test_recall_across_segments_tombstones_reload_and_compaction(store_location,
     assert recall_at_k(fresh_store(store_location, tmp_path / "cold2"), "c", live, queries) >= MIN_RECALL
 
 
-def test_automatic_compaction_on_segment_count_and_tombstone_share(store_location, tmp_path):
-    from facesearch.store.compaction import MAX_SEGMENTS, MAX_TOMBSTONE_SHARE
+def test_single_face_writes_merge_by_size_tier_and_tombstone_heavy_segments_are_rebuilt(
+    store_location, tmp_path
+):
+    from facesearch.store.compaction import FAN_OUT, MAX_TOMBSTONE_SHARE, SegmentSize
 
     rng = np.random.default_rng(7)
     store = open_store(store_location, tmp_path / "cache")
     store.create_collection("c", face_model_version=MODEL, dim=8)
     live = {}
-    for _ in range(MAX_SEGMENTS + 1):
-        records, vectors = make_faces(rng, 5, 8)
+    for _ in range(FAN_OUT**2):
+        records, vectors = make_faces(rng, 1, 8)
         store.add_faces("c", records, vectors)
         live.update({r.face_id: v for r, v in zip(records, vectors, strict=True)})
-        assert len(_segments(store, "c")) <= MAX_SEGMENTS
-    assert sum(s["count"] for s in _segments(store, "c")) == len(live)
-    # The first faces went into the segment the first compaction merged: a share above the bound in it.
-    biggest = max(_segments(store, "c"), key=lambda s: s["count"])
-    doomed = list(live)[: int(biggest["count"] * MAX_TOMBSTONE_SHARE) + 1]
+        # A write never leaves FAN_OUT segments of one tier behind.
+        tiers = Counter(SegmentSize(s["id"], s["count"]).tier for s in _segments(store, "c"))
+        assert max(tiers.values()) < FAN_OUT
+    # FAN_OUT**2 one-face writes: FAN_OUT one-face segments merged FAN_OUT times, then those merged.
+    assert [s["count"] for s in _segments(store, "c")] == [FAN_OUT**2]
+    assert store.view("c").info.face_count == len(live)
+    (segment,) = _segments(store, "c")
+    doomed = list(live)[: int(segment["count"] * MAX_TOMBSTONE_SHARE) + 1]
     store.delete_faces("c", doomed)
     manifest = json.loads(store.blobs.get("collections/c/manifest.json").body)
-    assert manifest["tombstones"] == [] and len(manifest["segments"]) == MAX_SEGMENTS // 2
-    assert biggest["id"] not in {s["id"] for s in manifest["segments"]}
-    assert store.view("c").info.face_count == len(live) - len(doomed)
-    assert (
-        recall_at_k(store, "c", {k: v for k, v in live.items() if k not in doomed}, list(live.values())[:10])
-        == 1.0
-    )
+    assert manifest["tombstones"] == [] and [s["count"] for s in manifest["segments"]] == [
+        FAN_OUT**2 - len(doomed)
+    ]
+    remaining = {k: v for k, v in live.items() if k not in doomed}
+    assert recall_at_k(store, "c", remaining, list(live.values())[:10]) == 1.0
     # The replaced segments are orphans now; garbage collection takes them once the grace period passed.
     assert store.collect_garbage("c", grace_seconds=3600) == []
     before = {info.key for info in store.blobs.list("collections/c/segments/")}
     collected = store.collect_garbage("c", grace_seconds=0)
-    # The smallest segments merged by the first compaction, then its output, two objects each.
-    assert len(collected) == 2 * ((MAX_SEGMENTS + 1) - MAX_SEGMENTS // 2 + 1 + 1)
-    remaining = {info.key for info in store.blobs.list("collections/c/segments/")}
-    assert remaining == {
+    # FAN_OUT**2 written, FAN_OUT merged, their merge, the rebuild: two objects each, all but the last.
+    assert len(collected) == 2 * (FAN_OUT**2 + FAN_OUT + 1)
+    remaining_keys = {info.key for info in store.blobs.list("collections/c/segments/")}
+    assert remaining_keys == {
         f"collections/c/segments/{s['id']}.{ext}" for s in manifest["segments"] for ext in ("bin", "json")
     }
-    assert set(collected) == before - remaining
-    assert store.view("c").info.face_count == len(live) - len(doomed)
+    assert set(collected) == before - remaining_keys
 
 
 @pytest.mark.parametrize("k", [1, 10])
-def test_tombstone_heavy_segment_still_fills_k(store_location, tmp_path, monkeypatch, k):
+@pytest.mark.parametrize("exact_up_to", [100, 1024], ids=["graph", "exact"])
+def test_tombstone_heavy_segment_still_fills_k(store_location, tmp_path, monkeypatch, k, exact_up_to):
+    monkeypatch.setattr("facesearch.store.segment.BRUTE_FORCE_MAX_FACES", exact_up_to)
     rng = np.random.default_rng(11)
     store = open_store(store_location, tmp_path / "cache")
     store.create_collection("c", face_model_version=MODEL, dim=8)
@@ -127,39 +134,45 @@ def _segment_objects(store, collection_id) -> set[str]:
     return {info.key for info in store.blobs.list(f"collections/{collection_id}/segments/")}
 
 
-@pytest.mark.parametrize(("budget", "inline_merged"), [(4, 0), (10, 2), (20, 3)])
-def test_a_write_compacts_only_the_smallest_segments_within_the_inline_budget(
-    store_location, tmp_path, monkeypatch, budget, inline_merged
+@pytest.mark.parametrize(("budget", "inline"), [(4 * 5 - 1, False), (4 * 5, True)])
+def test_a_write_merges_a_full_tier_only_within_the_inline_budget(
+    store_location, tmp_path, monkeypatch, budget, inline
 ):
-    from facesearch.store.compaction import MAX_SEGMENTS
+    from facesearch.store.compaction import FAN_OUT
 
+    monkeypatch.setattr("facesearch.store.compaction.FAN_OUT", 4)
     monkeypatch.setattr("facesearch.store.compaction.INLINE_COMPACTION_MAX_FACES", budget)
     rng = np.random.default_rng(23)
     store = open_store(store_location, tmp_path / "cache")
     store.create_collection("c", face_model_version=MODEL, dim=8)
     live = {}
-    # Two small segments among big ones, then a third small one that crosses MAX_SEGMENTS.
-    for size in (5, 50, 5, *[50] * (MAX_SEGMENTS - 3), 5):
+    # A big segment (its own tier), then FAN_OUT segments of 5 faces: the last write fills their tier.
+    for size in (100, *[5] * FAN_OUT):
         records, vectors = make_faces(rng, size, 8)
         store.add_faces("c", records, vectors)
         live.update({r.face_id: v for r, v in zip(records, vectors, strict=True)})
 
-    # The write committed its faces; it merged only the small segments whose 5 faces each fit.
-    segments = _segments(store, "c")
-    assert len(segments) == MAX_SEGMENTS + 1 - inline_merged + (1 if inline_merged else 0)
-    small = [5 * inline_merged] + [5] * (3 - inline_merged) if inline_merged else [5, 5, 5]
-    assert sorted(s["count"] for s in segments if s["count"] != 50) == sorted(small)
+    counts = sorted(s["count"] for s in _segments(store, "c"))
+    assert counts == ([5 * FAN_OUT, 100] if inline else [5] * FAN_OUT + [100])
     assert store.view("c").info.face_count == len(live)
-    # Without a merge nothing was uploaded but the write's own segment: two objects per segment.
-    assert len(_segment_objects(store, "c")) == 2 * (MAX_SEGMENTS + 1 + (1 if inline_merged else 0))
-
-    # The scheduled path (no budget) merges the whole group the bounds select, if one is still due:
-    # the smallest segments, down to MAX_SEGMENTS // 2.
-    assert store.compact("c") == (inline_merged == 0)
-    assert len(_segments(store, "c")) == (MAX_SEGMENTS // 2 if inline_merged == 0 else len(segments))
-    assert store.view("c").info.face_count == len(live)
+    # Without a merge nothing was uploaded but the writes' own segments: two objects per segment.
+    assert len(_segment_objects(store, "c")) == 2 * (1 + FAN_OUT + (1 if inline else 0))
+    # The scheduled path (no budget) merges what the write left; the big segment is never pulled in.
+    assert store.compact("c") == (not inline)
+    assert sorted(s["count"] for s in _segments(store, "c")) == [5 * FAN_OUT, 100]
     assert recall_at_k(store, "c", live, list(live.values())[:10]) == 1.0
     assert not store.compact("c")
+
+
+def test_a_merge_that_fills_the_next_tier_cascades_in_the_same_write(store_location, tmp_path, monkeypatch):
+    monkeypatch.setattr("facesearch.store.compaction.FAN_OUT", 2)
+    rng = np.random.default_rng(31)
+    store = open_store(store_location, tmp_path / "cache")
+    store.create_collection("c", face_model_version=MODEL, dim=8)
+    # Tiers of 2: [4, 2, 1] then one more face: 1+1 -> 2, 2+2 -> 4, 4+4 -> 8, all in that write.
+    for size in (4, 2, 1, 1):
+        store.add_faces("c", *make_faces(rng, size, 8))
+    assert [s["count"] for s in _segments(store, "c")] == [8]
 
 
 @pytest.mark.parametrize(("budget", "inline"), [(69, False), (70, True)])

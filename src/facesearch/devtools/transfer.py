@@ -3,9 +3,10 @@
     facesearch export --collection C --out FILE [--store DIR|s3://bucket/prefix]
     facesearch import --collection C --in FILE [--store ...] [--engine hnsw|s3vectors] [--vector-bucket B]
 
-The file format is ``facesearch.store.transfer``'s (versioned, streamed both ways). ``--store`` defaults
-to FACESEARCH_STORE (else the local store); the s3vectors engine needs an S3 store and a vector bucket
-(``--vector-bucket`` or FACESEARCH_VECTOR_BUCKET). ``-`` as FILE is stdout for export.
+The file format is ``facesearch.store.transfer``'s (versioned JSON Lines, streamed both ways); an
+import's engine is ``--engine``, else the store's choice (FACESEARCH_ENGINE and its overrides).
+``--store`` defaults to FACESEARCH_STORE (else the local store); the s3vectors engine needs an S3 store
+and a vector bucket (``--vector-bucket`` or FACESEARCH_VECTOR_BUCKET). ``-`` as FILE is stdout.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--engine", choices=ENGINES, help="engine of the new collection (default: the store's)"
     )
     parser.add_argument("--vector-bucket", help="S3 Vectors bucket (default: FACESEARCH_VECTOR_BUCKET)")
-    parser.add_argument("--batch", type=int, default=transfer.IMPORT_BATCH, help="faces per write")
+    parser.add_argument("--batch", type=int, default=transfer.IMPORT_BATCH_FACES, help="faces per write")
 
 
 def _store(args: argparse.Namespace):
@@ -54,24 +55,29 @@ def run(args: argparse.Namespace) -> int:
     store = _store(args)
     try:
         if args.transfer == "export":
+            faces = 0
             with contextlib.ExitStack() as stack:
-                out = sys.stdout.buffer if args.out == "-" else stack.enter_context(open(args.out, "wb"))
-                header = transfer.export_collection(store, args.collection, out)
-            print(
-                f"facesearch export: {args.collection} ({header.engine}, {header.face_model_version}, "
-                f"{header.dim}-D): {header.faces} faces, {header.users} users -> {args.out}",
-                file=sys.stderr,
-            )
+                out = (
+                    sys.stdout
+                    if args.out == "-"
+                    else stack.enter_context(open(args.out, "w", encoding="utf-8"))
+                )
+                for line in transfer.export_collection(store, args.collection):
+                    out.write(line + "\n")
+                    faces += line.startswith('{"type": "face"')
+            print(f"facesearch export: {args.collection}: {faces} faces -> {args.out}", file=sys.stderr)
             return 0
-        header = transfer.import_collection(
-            store, args.collection, lambda: args.source.open("rb"), engine=args.engine, batch=args.batch
-        )
+        with args.source.open(encoding="utf-8") as lines:
+            info = transfer.import_collection(
+                store, lines, collection_id=args.collection, batch_faces=args.batch, engine=args.engine
+            )
     except RekognitionError as error:
         print(f"facesearch {args.transfer}: {type(error).__name__}: {error.message}", file=sys.stderr)
         return 1
     engine = store.view(args.collection).manifest.engine
     print(
-        f"facesearch import: {header.faces} faces, {header.users} users -> {args.collection} ({engine})",
+        f"facesearch import: {info.face_count} faces, {info.user_count} users -> "
+        f"{args.collection} ({engine})",
         file=sys.stderr,
     )
     return 0

@@ -12,7 +12,8 @@ Public API (the protocol layer's only entry points; no HTTP, no Rekognition wire
 
 Modules: ``core`` (manifest cache, conditional read, manifest swap, writes), ``view`` (reads),
 ``changes`` (pure manifest changes), ``compaction`` (merge policy, compaction, GC), ``memory`` (loaded
-segments), ``keys`` (object layout), ``segment``, ``manifest``, ``blobs``, ``cache``, ``tokens``.
+segments), ``keys`` (object layout), ``transfer`` (export/import as versioned JSON Lines), ``segment``,
+``manifest``, ``blobs``, ``cache``, ``tokens``.
 
 Layout under the location::
 

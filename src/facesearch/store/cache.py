@@ -25,6 +25,10 @@ class DiskCache:
         self.root = Path(root)
         self.max_bytes = max_bytes
         self.downloads = 0
+        # Bytes in the folder as this process last counted them plus what it added since: scanning the
+        # folder on every write would cost O(files) per write. Other processes sharing the folder make
+        # it an underestimate; the scan that evicts recounts.
+        self._estimated_bytes: int | None = None
 
     def path(self, name: str) -> Path:
         return self.root / name
@@ -68,6 +72,11 @@ class DiskCache:
 
     def evict(self, keep: Path) -> None:
         """Remove least recently used files until the cache fits ``max_bytes`` (``keep`` always stays)."""
+        if self._estimated_bytes is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._estimated_bytes += keep.stat().st_size
+            if self._estimated_bytes <= self.max_bytes:
+                return
         entries = []
         for entry in os.scandir(self.root):
             if entry.name.startswith(_PART_PREFIX) or not entry.is_file():
@@ -82,3 +91,4 @@ class DiskCache:
             if path != keep:
                 path.unlink(missing_ok=True)
                 total -= size
+        self._estimated_bytes = total

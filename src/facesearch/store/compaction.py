@@ -2,72 +2,104 @@
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facesearch.domain import FaceRecord
 from facesearch.store import changes, keys
-from facesearch.store.manifest import Manifest, SegmentRef
 
 if TYPE_CHECKING:
     from facesearch.store.core import CollectionStore
 
-# Compaction bounds: more segments than this, or a segment with this share of tombstones, is merged.
-MAX_SEGMENTS = 8
+# Size tiers: a segment of n live faces is in tier floor(log_FAN_OUT(n)); FAN_OUT segments of one tier
+# merge into one of a higher tier. Each merge lifts its faces at least one tier, so a face is re-indexed
+# at most log_FAN_OUT(N) times however it was ingested, and a collection holds at most FAN_OUT - 1
+# segments per tier: O(FAN_OUT * log N) segments. 4 keeps both the re-index count (~8 at 100 000) and the
+# segments a search visits low.
+FAN_OUT = 4
+# A segment whose tombstoned share passes this is rebuilt without them (search then skips fewer rows).
 MAX_TOMBSTONE_SHARE = 0.2
 # Live faces a write may re-index when it compacts: segment build runs at ~1 200 faces/s at 512-D
 # (bench/store.py: 100 000 faces in 76-90 s), so ~8 s, well inside the function's 29 s timeout (API
-# Gateway's limit). Bigger merges are left to the scheduled maintenance job (facesearch.maintenance).
+# Gateway's limit). Merges bigger than that are left to the scheduled maintenance job
+# (facesearch.maintenance), so between its runs a collection gains about one segment per this many faces.
 INLINE_COMPACTION_MAX_FACES = 10_000
 # Orphan segments (from crashed or losing writers, or replaced by compaction) are deleted after this long;
 # it must exceed the slowest write (upload -> manifest swap) and the slowest reader's download.
 GC_GRACE_SECONDS = 3600.0
 
 
-def plan(
-    manifest: Manifest, dead: dict[str, int], *, force: bool, budget: int | None = None
-) -> list[SegmentRef]:
-    """Segments to merge: all (``force``), else the smallest beyond MAX_SEGMENTS and tombstone-heavy ones.
+@dataclass(frozen=True)
+class SegmentSize:
+    """What the merge policy knows of a segment: its id, stored faces and tombstoned faces."""
 
-    ``dead`` counts each segment's tombstoned faces. Merging only the small segments (size-tiered, as in
-    an LSM tree) and the segments whose own tombstone share crossed the bound keeps a write's compaction
-    cost near what changed. With a ``budget``, only the smallest selected segments whose live faces fit
-    in it are kept (nothing if fewer than two fit, unless that one is tombstone-heavy).
+    segment_id: str
+    count: int
+    dead: int = 0
+
+    @property
+    def live(self) -> int:
+        return self.count - self.dead
+
+    @property
+    def heavy(self) -> bool:
+        return self.dead > MAX_TOMBSTONE_SHARE * self.count
+
+    @property
+    def tier(self) -> int:
+        return int(math.log(max(self.live, 1), FAN_OUT) + 1e-9)
+
+
+def plan(segments: Sequence[SegmentSize], *, force: bool = False, budget: int | None = None) -> list[str]:
+    """The ids of the next segments to merge into one (empty: nothing is due, or nothing due fits).
+
+    ``force``: all of them. Otherwise a tombstone-heavy segment is rebuilt alone (the smallest first),
+    else the lowest tier holding FAN_OUT or more segments merges whole. A ``budget`` caps the live faces
+    the merge re-indexes; a due merge over it is left for a call without one (the scheduled job). Called
+    again after each merge until it returns nothing, so cascades (a merge filling the next tier) finish.
     """
-    segments = list(manifest.segments)
-    heavy = {
-        ref.segment_id for ref in segments if dead.get(ref.segment_id, 0) > MAX_TOMBSTONE_SHARE * ref.count
-    }
     if force:
-        group = segments if len(segments) > 1 or manifest.tombstones else []
-    else:
-        chosen: dict[str, SegmentRef] = {}
-        if len(segments) > MAX_SEGMENTS:
-            merged = len(segments) - MAX_SEGMENTS // 2 + 1
-            smallest = sorted(segments, key=lambda ref: ref.count)[:merged]
-            chosen.update((ref.segment_id, ref) for ref in smallest)
-        chosen.update((ref.segment_id, ref) for ref in segments if ref.segment_id in heavy)
-        group = list(chosen.values())
-    if budget is None:
-        return group
+        return [s.segment_id for s in segments] if len(segments) > 1 or any(s.dead for s in segments) else []
 
-    def live(ref: SegmentRef) -> int:
-        return ref.count - dead.get(ref.segment_id, 0)
+    def fits(group: Sequence[SegmentSize]) -> bool:
+        return budget is None or sum(s.live for s in group) <= budget
 
-    fitting: list[SegmentRef] = []
-    for ref in sorted(group, key=live):
-        if sum(map(live, fitting)) + live(ref) > budget:
-            break
-        fitting.append(ref)
-    if len(fitting) >= 2 or (fitting and fitting[0].segment_id in heavy):
-        return fitting
+    for segment in sorted((s for s in segments if s.heavy), key=lambda s: s.live):
+        if fits([segment]):
+            return [segment.segment_id]
+    tiers: dict[int, list[SegmentSize]] = {}
+    for segment in segments:
+        tiers.setdefault(segment.tier, []).append(segment)
+    for tier in sorted(tiers):
+        group = tiers[tier]
+        if len(group) >= FAN_OUT and fits(group):
+            return [s.segment_id for s in group]
     return []
 
 
 def compact(store: CollectionStore, collection_id: str, *, force: bool, budget: int | None) -> bool:
-    """Merge the segments ``plan`` selects into one new HNSW segment; True if the manifest swap applied."""
+    """Run the merges ``plan`` selects, each its own manifest swap, until none is due or fits what is left
+    of ``budget``; True if any swap applied."""
+    swapped_any = False
+    remaining = budget
+    while remaining is None or remaining > 0:
+        merged = _merge_once(store, collection_id, force=force, budget=remaining)
+        if merged is None:
+            break
+        swapped_any = True
+        force = False
+        if remaining is not None:
+            remaining -= merged
+    return swapped_any
+
+
+def _merge_once(store: CollectionStore, collection_id: str, *, force: bool, budget: int | None) -> int | None:
+    """One merge of what ``plan`` selects: the live faces it re-indexed, or None if nothing swapped."""
     view = store.view(collection_id)
     manifest = view.manifest
     dead: dict[str, int] = {}
@@ -75,9 +107,11 @@ def compact(store: CollectionStore, collection_id: str, *, force: bool, budget: 
         for ref in manifest.segments:
             rows = store.segment(manifest, ref, graph=False).row_of
             dead[ref.segment_id] = sum(1 for face_id in manifest.tombstones if face_id in rows)
-    group = plan(manifest, dead, force=force, budget=budget)
-    if not group:
-        return False
+    sizes = [SegmentSize(ref.segment_id, ref.count, dead.get(ref.segment_id, 0)) for ref in manifest.segments]
+    chosen = set(plan(sizes, force=force, budget=budget))
+    if not chosen:
+        return None
+    group = [ref for ref in manifest.segments if ref.segment_id in chosen]
     records: list[FaceRecord] = []
     vectors: list[np.ndarray] = []
     gone: set[str] = set()
@@ -90,22 +124,25 @@ def compact(store: CollectionStore, collection_id: str, *, force: bool, budget: 
             vectors.append(loaded.vectors(rows))
     merged = np.concatenate(vectors) if vectors else np.zeros((0, manifest.index.dim), np.float32)
     built = store.upload_segment(collection_id, manifest, tuple(records), merged) if records else None
-    group_ids = frozenset(ref.segment_id for ref in group)
     swapped = store.mutate(
         collection_id,
         lambda current: changes.replace_segments(
-            current.manifest, group_ids, built.ref if built else None, frozenset(gone)
+            current.manifest, frozenset(chosen), built.ref if built else None, frozenset(gone)
         ),
     )
     if swapped and built:
         store.memory.remember(built)
     if swapped:
-        collect_garbage(store, collection_id)
+        # This process will not read the merged segments again (readers of an older manifest elsewhere
+        # download them if they need them: GC keeps the objects for GC_GRACE_SECONDS). Their objects are
+        # left to the scheduled GC: listing every segment object on each merge would cost O(objects).
+        for segment_id in chosen:
+            store.forget_cached(collection_id, segment_id)
     if not swapped and built:
         # Never referenced by any manifest, so nobody can be reading it.
         for key in keys.segment_keys(collection_id, built.ref.segment_id):
             store.blobs.delete(key)
-    return swapped
+    return len(records) if swapped else None
 
 
 def collect_garbage(

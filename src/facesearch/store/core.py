@@ -342,6 +342,11 @@ class CollectionStore:
             f"Too many concurrent writes to collection {collection_id}; retry the request."
         )
 
+    def forget_cached(self, collection_id: str, segment_id: str) -> None:
+        """Remove a segment this process replaced from the disk cache (it stays in the blob store)."""
+        for ext in ("bin", "json"):
+            self.cache.discard(keys.cache_name(self.blobs.location, collection_id, segment_id, ext))
+
     def upload_segment(
         self, collection_id: str, manifest: Manifest, records: tuple[FaceRecord, ...], vectors: np.ndarray
     ) -> seg.BuiltSegment:

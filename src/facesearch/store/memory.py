@@ -28,9 +28,13 @@ class SegmentMemory:
         self._lock = threading.Lock()
 
     def load(
-        self, blobs: BlobStore, manifest: Manifest, ref: SegmentRef, *, graph: bool
+        self, blobs: BlobStore, manifest: Manifest, ref: SegmentRef, *, graph: bool, keep: bool = True
     ) -> seg.LoadedSegment:
-        """A segment in memory: its records, and if ``graph`` what it is searched with."""
+        """A segment in memory: its records, and if ``graph`` what it is searched with.
+
+        ``keep=False`` (a one-off scan such as an export): a segment not already loaded is read for the
+        caller only, so scanning a collection holds one segment at a time.
+        """
         loaded = self._segments.get(ref.segment_id)
         if loaded is not None and (loaded.searchable or not graph):
             return loaded
@@ -47,7 +51,8 @@ class SegmentMemory:
             if graph and not loaded.searchable:
                 path = self._fetch(blobs, manifest.collection_id, ref, "bin")
                 loaded = seg.searchable(ref, loaded.records, seg.load_graph(path, ref, manifest.index))
-            self._segments[ref.segment_id] = loaded
+            if keep:
+                self._segments[ref.segment_id] = loaded
             return loaded
 
     def remember(self, built: seg.BuiltSegment) -> None:

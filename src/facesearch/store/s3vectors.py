@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -200,6 +200,17 @@ class S3VectorsView(CollectionView):
         return Page(
             items=items, next_token=tokens.encode("f", scope, chosen[-1]) if more and chosen else None
         )
+
+    def export_faces(self) -> Iterator[tuple[FaceRecord, np.ndarray]]:
+        """Every live face (with its user) and its vector, a ListVectors page (<= 1000) at a time."""
+        manifest = self.manifest
+        user_of = manifest.user_of()
+        try:
+            for stored in indexes(self.store).scan(self.index, data=True, metadata=True):
+                if stored.key not in manifest.tombstones and stored.data is not None:
+                    yield record_of(stored.key, stored.metadata, user_of), stored.data
+        except IndexGone as error:
+            raise gone(manifest.collection_id) from error
 
     def search(
         self, vector: np.ndarray, *, k: int, min_cosine: float = -1.0, face_model_version: str | None = None

@@ -1,275 +1,199 @@
-"""Export and import of one collection as a stream of JSON Lines, from and into either engine.
+"""Export and import a collection as versioned JSON Lines, streamed: a million faces in little memory.
 
-Format ``facesearch-collection`` version 1, one JSON object per line (UTF-8):
+Format ``facesearch.collection`` version 1, UTF-8, one JSON object per line::
 
-1. header: ``{"format": "facesearch-collection", "version": 1, "collection_id", "face_model_version",
-   "dim", "engine", "created_at", "faces", "users"}`` (``faces``/``users``: the collection's counts
-   when the export began; the footer counts what the file holds);
-2. one line per live face: ``{"face": {"face_id", "image_id", "external_image_id", "bounding_box":
-   {"left", "top", "width", "height"}, "confidence", "index_faces_model_version", "vector"}}`` with
-   ``vector`` the base64 of ``dim`` little-endian float32 (the stored unit vector);
-3. one line per user: ``{"user": {"user_id", "face_ids": [...]}}``;
-4. footer: ``{"end": {"faces": n, "users": u}}`` (a file without it was cut short).
+    {"format": "facesearch.collection", "version": 1, "collection_id": "...", "face_model_version": "...",
+     "created_at": "<ISO 8601 UTC>", "index": {"space": "cosine", "dim": 512, "M": 16,
+     "ef_construction": 200, "ef": 160}, "engine": "hnsw" | "s3vectors", "faces": <count>,
+     "users": <count>}
+    {"type": "face", "face_id": "...", "image_id": "...", "external_image_id": "..." | null,
+     "bounding_box": {"left": ..., "top": ..., "width": ..., "height": ...}, "confidence": ...,
+     "index_faces_model_version": "...", "vector": "<base64 of dim little-endian float32, unit length>"}
+    ... one line per live face ...
+    {"type": "user", "user_id": "...", "face_ids": ["...", ...]}
+    ... one line per user, after every face ...
 
-Streaming both ways: export reads one hnsw segment's records at a time and its vectors straight from
-the cached segment file (memory-mapped, never the graph), or S3 Vectors a ListVectors page at a time;
-import checks the whole file first (a bad file changes nothing), then adds faces in batches. An export
-is a consistent snapshot of an hnsw collection (its segments are immutable); export an s3vectors
-collection while nobody writes to it.
+The header comes first and carries every index parameter, so an import rebuilds the same kind of
+collection; a reader refuses versions newer than it knows. ``engine`` says where the export came from;
+an import chooses its own (its ``engine`` argument, else the store's choice for the collection id), so
+a collection moves between the hnsw and s3vectors engines by export and import. Vectors are exactly
+the stored float32 values (an import normalises them again, which may move a value by a float32
+rounding step).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
-import struct
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from collections.abc import Iterable, Iterator
+from itertools import islice
 
 import numpy as np
 
-from facesearch.domain import FaceRecord
+from facesearch.domain import CollectionInfo, FaceRecord
 from facesearch.errors import InvalidParameterException
-from facesearch.store import keys, s3vectors
-from facesearch.store import segment as seg
-from facesearch.store.manifest import ENGINE_S3VECTORS, Manifest, SegmentRef
-from facesearch.store.vectorindex import IndexGone
+from facesearch.store.core import CollectionStore
+from facesearch.store.manifest import IndexParams
+from facesearch.store.segment import record_from_json, record_to_json
 
-if TYPE_CHECKING:
-    from facesearch.store.core import CollectionStore
-
-FORMAT = "facesearch-collection"
-VERSION = 1
-# Faces per add_faces during import: one hnsw segment (or 20 PutVectors) each, ~20 MB of vectors at 512-D.
-IMPORT_BATCH = 10_000
-# hnswlib's saveIndex header: offsetLevel0, max_elements, cur_element_count, size_data_per_element,
-# label_offset, offsetData (size_t each), maxlevel (int), enterpoint_node (uint32), maxM, maxM0, M
-# (size_t), mult (double), ef_construction (size_t); level-0 element data follows.
-_HNSW_HEADER = struct.Struct("<6Q i I 3Q d Q")
+EXPORT_FORMAT = "facesearch.collection"
+EXPORT_VERSION = 1
+# Faces per add_faces while importing: one segment each; ~20 MB of 512-D vectors in memory at a time.
+IMPORT_BATCH_FACES = 10_000
+_USER_CHUNK = 100
 
 
-@dataclass(frozen=True)
-class Header:
-    collection_id: str
-    face_model_version: str
-    dim: int
-    engine: str
-    faces: int
-    users: int
-
-
-def _line(document: dict) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode() + b"\n"
-
-
-def _face_line(record: FaceRecord, vector: np.ndarray) -> bytes:
-    item = seg.record_to_json(record)
-    item["vector"] = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
-    return _line({"face": item})
-
-
-# ------------------------------------------------------------------------------------------------ export
-
-
-def export_collection(store: CollectionStore, collection_id: str, out: IO[bytes]) -> Header:
-    """Write the collection to ``out`` (format above); what was written, as its header says."""
-    manifest = store.view(collection_id).manifest
-    users = {user_id: face_ids for user_id, face_ids in sorted(manifest.users.items())}
-    header = Header(
-        collection_id=collection_id,
-        face_model_version=manifest.face_model_version,
-        dim=manifest.index.dim,
-        engine=manifest.engine,
-        faces=manifest.face_count,
-        users=len(users),
+def export_collection(store: CollectionStore, collection_id: str) -> Iterator[str]:
+    """The lines (without newlines) of a collection's export, produced as they are read."""
+    view = store.view(collection_id)
+    manifest = view.manifest
+    index = manifest.index
+    yield json.dumps(
+        {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "collection_id": manifest.collection_id,
+            "face_model_version": manifest.face_model_version,
+            "created_at": manifest.created_at.isoformat(),
+            "index": {
+                "space": index.space,
+                "dim": index.dim,
+                "M": index.m,
+                "ef_construction": index.ef_construction,
+                "ef": index.ef,
+            },
+            "engine": manifest.engine,
+            "faces": manifest.face_count,
+            "users": len(manifest.users),
+        }
     )
-    out.write(
-        _line(
-            {
-                "format": FORMAT,
-                "version": VERSION,
-                **header.__dict__,
-                "created_at": manifest.created_at.isoformat(),
-            }
-        )
-    )
-    written = 0
-    faces = (
-        _s3vectors_faces(store, manifest)
-        if manifest.engine == ENGINE_S3VECTORS
-        else _hnsw_faces(store, manifest)
-    )
-    for record, vector in faces:
-        out.write(_face_line(record, vector))
-        written += 1
-    for user_id, face_ids in users.items():
-        out.write(_line({"user": {"user_id": user_id, "face_ids": list(face_ids)}}))
-    out.write(_line({"end": {"faces": written, "users": len(users)}}))
-    return replace(header, faces=written)
-
-
-def _hnsw_faces(store: CollectionStore, manifest: Manifest) -> Iterator[tuple[FaceRecord, np.ndarray]]:
-    for ref in manifest.segments:
-        records = seg.parse_records(_segment_file(store, manifest, ref, "json").read_bytes(), ref)
-        vectors = SegmentVectors(_segment_file(store, manifest, ref, "bin"), manifest.index.dim)
-        for row, record in enumerate(records):
-            if record.face_id not in manifest.tombstones:
-                yield record, vectors[row]
-        del vectors
-
-
-def _s3vectors_faces(store: CollectionStore, manifest: Manifest) -> Iterator[tuple[FaceRecord, np.ndarray]]:
-    try:
-        for stored in s3vectors.indexes(store).scan(manifest.vector_index or "", data=True, metadata=True):
-            if stored.key not in manifest.tombstones and stored.data is not None:
-                yield s3vectors.record_of(stored.key, stored.metadata, {}), stored.data
-    except IndexGone as error:
-        raise s3vectors.gone(manifest.collection_id) from error
-
-
-def _segment_file(store: CollectionStore, manifest: Manifest, ref: SegmentRef, ext: str) -> Path:
-    sha = ref.bin_sha256 if ext == "bin" else ref.json_sha256
-    name = keys.cache_name(store.blobs.location, manifest.collection_id, ref.segment_id, ext)
-    return store.cache.fetch(
-        store.blobs, keys.segment_key(manifest.collection_id, ref.segment_id, ext), name, sha
-    )
-
-
-class SegmentVectors:
-    """The vectors of an hnswlib index file by label (row), memory-mapped: the graph is never loaded.
-
-    hnswlib's multi-threaded build stores elements in the order its threads inserted them, so the file's
-    labels map each row to its element.
-    """
-
-    def __init__(self, path: Path, dim: int) -> None:
-        with path.open("rb") as handle:
-            fields = _HNSW_HEADER.unpack(handle.read(_HNSW_HEADER.size))
-        count, per_element, label_offset, data_offset = fields[2], fields[3], fields[4], fields[5]
-        self.count = count
-        if count == 0:
-            self._data = np.zeros((0, dim), dtype=np.float32)
-            self._element = np.zeros(0, dtype=np.int64)
-            return
-        raw = np.memmap(path, dtype=np.uint8, mode="r", offset=_HNSW_HEADER.size, shape=(count, per_element))
-        labels = raw[:, label_offset : label_offset + 8].copy().view("<u8").ravel()
-        if not np.array_equal(np.sort(labels), np.arange(count, dtype=np.uint64)):
-            raise InvalidParameterException(
-                f"Segment file {path.name} does not label its rows 0..{count - 1}."
-            )
-        self._element = np.empty(count, dtype=np.int64)
-        self._element[labels.astype(np.int64)] = np.arange(count)
-        self._data = raw[:, data_offset : data_offset + 4 * dim].view("<f4")
-
-    def __getitem__(self, row: int) -> np.ndarray:
-        return np.array(self._data[self._element[row]])
-
-
-# ------------------------------------------------------------------------------------------------ import
-
-
-def read_header(stream: IO[bytes]) -> Header:
-    try:
-        document = json.loads(stream.readline())
-        if document.get("format") != FORMAT:
-            raise ValueError(f"not a {FORMAT} file")
-        if not isinstance(document.get("version"), int) or document["version"] > VERSION:
-            raise ValueError(
-                f"format version {document.get('version')!r}; this FaceSearch reads up to {VERSION}"
-            )
-        return Header(
-            collection_id=str(document["collection_id"]),
-            face_model_version=str(document["face_model_version"]),
-            dim=int(document["dim"]),
-            engine=str(document["engine"]),
-            faces=int(document["faces"]),
-            users=int(document["users"]),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise InvalidParameterException(f"The export file has no readable header: {error}.") from error
-
-
-@dataclass(frozen=True)
-class _User:
-    user_id: str
-    face_ids: list[str]
-
-
-def _items(stream: IO[bytes], header: Header) -> Iterator[tuple[FaceRecord, np.ndarray] | _User]:
-    """Faces (record, vector) and users of the file, each checked, then the footer's counts."""
-    faces = users = 0
-    for number, line in enumerate(stream, start=2):
-        try:
-            document = json.loads(line)
-            if "face" in document:
-                item = document["face"]
-                vector = np.frombuffer(base64.b64decode(item["vector"], validate=True), dtype="<f4")
-                if vector.shape != (header.dim,):
-                    raise ValueError(f"a vector of {vector.size} values, not {header.dim}")
-                faces += 1
-                yield seg.record_from_json(item), vector
-            elif "user" in document:
-                users += 1
-                user = document["user"]
-                yield _User(str(user["user_id"]), [str(face_id) for face_id in user["face_ids"]])
-            elif "end" in document:
-                if document["end"] != {"faces": faces, "users": users}:
-                    raise ValueError(
-                        f"the footer {document['end']} does not match {faces} faces, {users} users"
-                    )
-                return
-            else:
-                raise ValueError("an unknown line")
-        except (ValueError, KeyError, TypeError) as error:
-            raise InvalidParameterException(
-                f"The export file is invalid at line {number}: {error}."
-            ) from error
-    raise InvalidParameterException("The export file ends without its footer line: it was cut short.")
+    for record, vector in view.export_faces():
+        line = {"type": "face", **record_to_json(record)}
+        line["vector"] = base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode()
+        yield json.dumps(line)
+    for user_id, face_ids in sorted(manifest.users.items()):
+        yield json.dumps({"type": "user", "user_id": user_id, "face_ids": list(face_ids)})
 
 
 def import_collection(
     store: CollectionStore,
-    collection_id: str,
-    open_stream,
+    lines: Iterable[str],
     *,
+    collection_id: str | None = None,
+    batch_faces: int = IMPORT_BATCH_FACES,
     engine: str | None = None,
-    batch: int = IMPORT_BATCH,
-) -> Header:
-    """Create ``collection_id`` (engine: ``engine`` or the store's choice) from an export file.
+) -> CollectionInfo:
+    """Create a collection (the export's id unless ``collection_id``) from export lines, streaming.
 
-    ``open_stream()`` opens the file anew (it is read twice: a full check, then the import), so a bad
-    file changes nothing. ResourceAlreadyExistsException if the collection exists.
+    InvalidParameterException for a bad header or line (naming its line number); the collection this
+    import created is then deleted again, so a failed import leaves nothing behind. Faces are added in
+    segments of ``batch_faces`` (S3 Vectors: PutVectors of 500), then compacted by the size-tier policy
+    with no budget (nothing to compact on s3vectors). ``engine``: the new collection's engine.
     """
-    with open_stream() as stream:
-        header = read_header(stream)
-        for _ in _items(stream, header):
-            pass
-    store.create_collection(
-        collection_id, face_model_version=header.face_model_version, dim=header.dim, engine=engine
+    numbered = enumerate((line for line in lines if line.strip()), start=1)
+    try:
+        _, first = next(numbered)
+    except StopIteration:
+        raise InvalidParameterException("The import is empty: expected a header line.") from None
+    header = _header(first)
+    index = header["index"]
+    params = IndexParams(
+        space=index["space"],
+        dim=int(index["dim"]),
+        m=int(index["M"]),
+        ef_construction=int(index["ef_construction"]),
+        ef=int(index["ef"]),
     )
-    records: list[FaceRecord] = []
-    vectors: list[np.ndarray] = []
+    target = collection_id or header["collection_id"]
+    model = header["face_model_version"]
+    store.create_collection(target, face_model_version=model, dim=params.dim, index=params, engine=engine)
+    try:
+        users = _import_faces(store, target, numbered, params.dim, batch_faces)
+        for user_id, face_ids in users:
+            store.create_user(target, user_id)
+            for start in range(0, len(face_ids), _USER_CHUNK):
+                result = store.associate_faces(target, user_id, face_ids[start : start + _USER_CHUNK])
+                if result.unsuccessful:
+                    raise InvalidParameterException(
+                        f"User {user_id} names faces the import does not hold: "
+                        f"{', '.join(item.face_id for item in result.unsuccessful)}."
+                    )
+        store.compact(target)
+        info = store.view(target).info
+        if info.face_count != header["faces"] or info.user_count != header["users"]:
+            raise InvalidParameterException(
+                f"The import holds {info.face_count} faces and {info.user_count} users; its header "
+                f"says {header['faces']} and {header['users']}."
+            )
+        return info
+    except BaseException:
+        store.delete_collection(target)
+        raise
 
-    def flush() -> None:
-        if records:
-            store.add_faces(collection_id, records, np.stack(vectors))
-            records.clear()
-            vectors.clear()
 
-    with open_stream() as stream:
-        read_header(stream)
-        for item in _items(stream, header):
-            if isinstance(item, _User):
-                flush()
-                store.create_user(collection_id, item.user_id)
-                if item.face_ids:
-                    store.associate_faces(collection_id, item.user_id, item.face_ids)
-                continue
-            records.append(item[0])
-            vectors.append(item[1])
-            if len(records) >= batch:
-                flush()
-        flush()
+def _header(line: str) -> dict:
+    try:
+        header = json.loads(line)
+        version = header["format"] == EXPORT_FORMAT and header["version"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise InvalidParameterException("Line 1 is not a facesearch.collection header.") from error
+    if not isinstance(version, int) or not 1 <= version <= EXPORT_VERSION:
+        raise InvalidParameterException(
+            f"Line 1: export format {header.get('format')!r} version {header.get('version')!r}; this "
+            f"FaceSearch reads {EXPORT_FORMAT} versions up to {EXPORT_VERSION}."
+        )
+    missing = {"collection_id", "face_model_version", "index", "faces", "users"} - set(header)
+    if missing:
+        raise InvalidParameterException(f"Line 1: the header lacks {', '.join(sorted(missing))}.")
     return header
+
+
+def _import_faces(
+    store: CollectionStore, collection_id: str, numbered: Iterator[tuple[int, str]], dim: int, batch: int
+) -> list[tuple[str, list[str]]]:
+    """Add the face lines in batches; the user lines that follow them, as (user id, face ids)."""
+    users: list[tuple[str, list[str]]] = []
+    while chunk := list(islice(numbered, batch)):
+        records: list[FaceRecord] = []
+        vectors = np.zeros((len(chunk), dim), dtype=np.float32)
+        for number, line in chunk:
+            item = _item(number, line)
+            if item.get("type") == "user" and isinstance(item.get("face_ids"), list):
+                users.append((str(item["user_id"]), [str(face_id) for face_id in item["face_ids"]]))
+            elif item.get("type") == "face" and not users:
+                records.append(_face(number, item))
+                vectors[len(records) - 1] = _vector(number, item, dim)
+            else:
+                raise InvalidParameterException(f"Line {number}: expected a face line or, after them, users.")
+        store.add_faces(collection_id, records, vectors[: len(records)])
+    return users
+
+
+def _item(number: int, line: str) -> dict:
+    try:
+        item = json.loads(line)
+    except ValueError as error:
+        raise InvalidParameterException(f"Line {number} is not JSON.") from error
+    if not isinstance(item, dict):
+        raise InvalidParameterException(f"Line {number} is not a JSON object.")
+    return item
+
+
+def _face(number: int, item: dict) -> FaceRecord:
+    try:
+        return record_from_json(item)
+    except (KeyError, TypeError) as error:
+        raise InvalidParameterException(f"Line {number}: a face line lacks {error}.") from error
+
+
+def _vector(number: int, item: dict, dim: int) -> np.ndarray:
+    try:
+        raw = base64.b64decode(item["vector"], validate=True)
+    except (KeyError, TypeError, binascii.Error) as error:
+        raise InvalidParameterException(f"Line {number}: the vector is not base64.") from error
+    if len(raw) != 4 * dim:
+        raise InvalidParameterException(
+            f"Line {number}: the vector has {len(raw)} bytes, expected {4 * dim}."
+        )
+    return np.frombuffer(raw, dtype="<f4")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -17,6 +17,9 @@ from facesearch.store.manifest import Manifest, SegmentRef
 
 if TYPE_CHECKING:
     from facesearch.store.core import CollectionStore
+
+# Vectors copied out of a graph per call while exporting: bounds the copy, not the segment.
+_EXPORT_ROWS = 1024
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,24 @@ class CollectionView:
         hits = self._search(query, k, min_cosine)
         user_of = self.manifest.user_of()
         return [(_with_user(record, user_of), cosine) for record, cosine in hits]
+
+    def export_faces(self) -> Iterator[tuple[FaceRecord, np.ndarray]]:
+        """Every live face (with its user) and its unit vector, segment by segment.
+
+        A segment not already in memory is read for this scan only and not kept, so exporting a large
+        collection holds one segment at a time.
+        """
+        manifest = self.manifest
+        user_of = manifest.user_of()
+        for ref in manifest.segments:
+            loaded = self.store.memory.load(self.store.blobs, manifest, ref, graph=True, keep=False)
+            rows = [
+                row for row, record in enumerate(loaded.records) if record.face_id not in manifest.tombstones
+            ]
+            for start in range(0, len(rows), _EXPORT_ROWS):
+                chunk = rows[start : start + _EXPORT_ROWS]
+                for row, vector in zip(chunk, loaded.vectors(chunk), strict=True):
+                    yield _with_user(loaded.records[row], user_of), vector
 
     # ----------------------------------------------------------------------------------------------- users
 

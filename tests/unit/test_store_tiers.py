@@ -1,0 +1,93 @@
+"""The size-tiered merge policy as a pure function, over long simulated single-face ingestions."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+
+from facesearch.store.compaction import FAN_OUT, SegmentSize, plan
+
+WRITES = 20_000
+
+
+@dataclass(frozen=True)
+class _Simulated:
+    """A segment of the simulation: its size and how often its most re-indexed face was re-indexed."""
+
+    size: SegmentSize
+    reindexed: int
+
+
+def _ingest(writes: int, *, budget: int | None, maintenance_every: int | None = None):
+    """Single-face writes, each followed by the write's compaction (and the job every so often)."""
+    segments: list[_Simulated] = []
+    most_segments = 0
+    most_per_write = 0
+    for n in range(1, writes + 1):
+        segments.append(_Simulated(SegmentSize(f"s{n}", 1), 0))
+        passes = [budget]
+        if maintenance_every and n % maintenance_every == 0:
+            passes.append(None)
+        for limit in passes:
+            remaining = limit
+            while True:
+                chosen = set(plan([s.size for s in segments], budget=remaining))
+                if not chosen:
+                    break
+                group = [s for s in segments if s.size.segment_id in chosen]
+                merged = sum(s.size.live for s in group)
+                if limit is not None:
+                    most_per_write = max(most_per_write, limit - remaining + merged)
+                    remaining -= merged
+                segments = [s for s in segments if s.size.segment_id not in chosen]
+                segments.append(
+                    _Simulated(
+                        SegmentSize(f"m{n}-{len(segments)}", merged), 1 + max(s.reindexed for s in group)
+                    )
+                )
+        most_segments = max(most_segments, len(segments))
+    return segments, most_segments, most_per_write
+
+
+def test_single_writes_reindex_each_face_log_n_times_and_keep_few_segments():
+    segments, most_segments, _ = _ingest(WRITES, budget=None)
+    tiers = math.floor(math.log(WRITES, FAN_OUT)) + 1
+    assert sum(s.size.count for s in segments) == WRITES
+    # Each merge lifts its faces a tier: at most one re-index per tier above the first.
+    assert max(s.reindexed for s in segments) <= tiers - 1
+    # At most FAN_OUT - 1 segments per tier once a write's merges are done (one more while it writes).
+    assert most_segments <= (FAN_OUT - 1) * tiers + 1
+    assert max(Counter(s.size.tier for s in segments).values()) < FAN_OUT
+
+
+@pytest.mark.parametrize("budget", [100, 1000])
+def test_a_write_reindexes_within_its_budget_and_the_job_does_the_rest(budget):
+    segments, most_segments, most_per_write = _ingest(WRITES, budget=budget, maintenance_every=2000)
+    assert most_per_write <= budget
+    tiers = math.floor(math.log(WRITES, FAN_OUT)) + 1
+    assert max(s.reindexed for s in segments) <= tiers - 1
+    # Between job runs, merges over the budget wait: at most one segment per budget's worth of writes
+    # accumulates in each tier the budget cannot merge.
+    assert most_segments <= (FAN_OUT - 1) * tiers + 2000 // (budget // FAN_OUT) + 1
+
+
+def test_heavy_segments_are_rebuilt_alone_smallest_first_and_force_takes_everything():
+    sizes = [SegmentSize("big", 1000, 300), SegmentSize("small", 10, 5), SegmentSize("ok", 1000, 10)]
+    assert plan(sizes) == ["small"]
+    assert plan(sizes, budget=4) == []
+    assert plan(sizes[:1], budget=699) == []
+    assert plan(sizes[:1], budget=700) == ["big"]
+    assert plan(sizes, force=True) == ["big", "small", "ok"]
+    assert plan([SegmentSize("one", 5)], force=True) == []
+    assert plan([SegmentSize("one", 5, 1)], force=True) == ["one"]
+
+
+def test_a_full_tier_merges_whole_and_other_tiers_are_left_alone():
+    full = [SegmentSize(f"t1-{i}", 4 + i) for i in range(FAN_OUT)]
+    others = [SegmentSize("big", 5000), SegmentSize("t0", 1)]
+    assert sorted(plan([*others, *full])) == sorted(s.segment_id for s in full)
+    assert plan([*others, *full[:-1]]) == []
+    assert plan([*others, *full], budget=sum(s.live for s in full) - 1) == []
