@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODELS_DIR ?= build/models
 
-.PHONY: setup models demo test lint clean sam-lint sam-build sam-check
+.PHONY: setup models demo test lint clean sam-lint sam-build sam-check sam-check-all sam-docker sam-local browser-deps
 
 # SAM CLI lives in its own venv: its pinned dependencies would fight the project's boto3/moto.
 SAM_VENV ?= build/sam-venv
@@ -17,7 +17,7 @@ SAM_PATH := $(shell p=$$(pyenv prefix $(LAMBDA_PYTHON_VERSION) 2>/dev/null) && p
 SAM_ENV := PATH="$(SAM_PATH)" SAM_CLI_TELEMETRY=0
 # boto3 as the Lambda runtime provides it (not in the layers), for checking the built function.
 LAMBDA_RUNTIME_SDK := build/lambda-runtime
-# The template's Architecture parameter; the layers build for this machine, so arm64 needs an arm64 host.
+# The template's Architecture parameter: the layers are assembled from wheels for it, on any host.
 ARCHITECTURE ?= x86_64
 
 setup: $(VENV)/.installed
@@ -31,12 +31,19 @@ $(VENV)/.installed: pyproject.toml
 models: setup
 	$(BIN)/python layers/models/build_pack.py --out $(MODELS_DIR)
 
+# The console's browser tests (tests/browser): headless Chromium from the OS packages, driven by Playwright
+# (which is pointed at /usr/bin/chromium and never downloads a browser of its own).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-deps: setup
+	command -v chromium >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver; }
+	$(BIN)/python -m pip install --quiet -e '.[browser]'
+
 demo: models
 	$(BIN)/facesearch demo
 
 lint: setup
-	$(BIN)/ruff check src tests bench layers
-	$(BIN)/ruff format --check src tests bench layers
+	$(BIN)/ruff check src tests bench layers tools
+	$(BIN)/ruff format --check src tests bench layers tools
 	$(BIN)/mypy
 
 test: models lint
@@ -62,6 +69,21 @@ sam-build: models $(SAM_VENV)/.installed
 sam-check: sam-lint sam-build $(LAMBDA_RUNTIME_SDK)/.installed
 	$(SAM_ENV) $(BIN)/python layers/check_build.py --build-dir .aws-sam/build \
 		--runtime-sdk $(LAMBDA_RUNTIME_SDK) --runtime python$(LAMBDA_PYTHON_VERSION) --architecture $(ARCHITECTURE)
+
+# Both architectures, as CI checks them (x86_64 last, so .aws-sam/build is the one `sam-local` runs).
+sam-check-all:
+	$(MAKE) --no-print-directory sam-check ARCHITECTURE=arm64
+	$(MAKE) --no-print-directory sam-check ARCHITECTURE=x86_64
+
+# A Docker engine (the OS's docker.io, started if none answers) and the runtime's base image (a local
+# stand-in built from OS and PyPI packages when it is not present; see tools/sam-local/base-image.sh).
+sam-docker:
+	tools/sam-local/docker-engine.sh
+	LAMBDA_PYTHON_VERSION=$(LAMBDA_PYTHON_VERSION) tools/sam-local/base-image.sh $(ARCHITECTURE)
+
+# Every event in events/ through `sam local invoke`, then boto3 through `sam local start-api`.
+sam-local: sam-build sam-docker
+	$(SAM_ENV) $(BIN)/python tools/sam-local/run.py --sam $(SAM)
 
 clean:
 	rm -rf $(VENV) build .aws-sam

@@ -26,7 +26,8 @@ brute force) are compared.
 
 Concurrency mode: a warm collection of ``--faces`` faces (added in one write), then ``--queries``
 searches split over 1, 2, 4... threads sharing the store, as ``facesearch serve``'s threads do; prints
-searches per second for each, and the same with every search taken under one lock (how the store
+searches per second (median of alternating rounds) and the CPU seconds used per wall second (above 1:
+searches ran in parallel) for each, and the same with every search taken under one lock (how the store
 serialised queries before).
 """
 
@@ -309,18 +310,43 @@ def concurrency(args, root: Path, hnsw: dict) -> dict:
         with one_lock:
             return store.view("c").search(query, k=K)
 
+    def measure(search, threads: int) -> tuple[float, float]:
+        """Searches per second, and CPU seconds per wall second (above 1: searches ran in parallel)."""
+        with ThreadPoolExecutor(threads) as pool:
+            wall, cpu = time.perf_counter(), time.process_time()
+            list(pool.map(search, queries))
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return len(queries) / wall, cpu / wall
+
     rows = []
-    print(f"{'threads':>7} {'searches/s':>10} {'one lock':>9}")
+    print(f"{'threads':>7} {'searches/s':>10} {'cores used':>10} {'one lock':>9} {'cores used':>10}")
     for threads in args.concurrency:
-        rates = []
-        for search in (lambda query: store.view("c").search(query, k=K), locked):
-            with ThreadPoolExecutor(threads) as pool:
-                start = time.perf_counter()
-                list(pool.map(search, queries))
-                rates.append(round(len(queries) / (time.perf_counter() - start), 1))
-        rows.append({"threads": threads, "searches_per_s": rates[0], "one_lock_searches_per_s": rates[1]})
-        print(f"{threads:>7} {rates[0]:>10} {rates[1]:>9}", flush=True)
-    return {"bench": "store-concurrency", "faces": args.faces, "cpus": os.cpu_count(), "rows": rows}
+        # Rounds alternate between the two so that load from elsewhere on the machine hits both alike.
+        free, serial = [], []
+        for _ in range(args.rounds):
+            free.append(measure(lambda query: store.view("c").search(query, k=K), threads))
+            serial.append(measure(locked, threads))
+        (rate, cores), (lock_rate, lock_cores) = (np.median(np.array(r), axis=0) for r in (free, serial))
+        row = {
+            "threads": threads,
+            "searches_per_s": round(float(rate), 1),
+            "cores_used": round(float(cores), 2),
+            "one_lock_searches_per_s": round(float(lock_rate), 1),
+            "one_lock_cores_used": round(float(lock_cores), 2),
+        }
+        rows.append(row)
+        print(
+            f"{threads:>7} {row['searches_per_s']:>10} {row['cores_used']:>10} "
+            f"{row['one_lock_searches_per_s']:>9} {row['one_lock_cores_used']:>10}",
+            flush=True,
+        )
+    return {
+        "bench": "store-concurrency",
+        "faces": args.faces,
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "rows": rows,
+    }
 
 
 def main() -> None:
@@ -348,6 +374,7 @@ def main() -> None:
         "--root", type=Path, help="folder for the stores and caches (e.g. /dev/shm: no fsync cost)"
     )
     parser.add_argument("--concurrency", type=int, nargs="+", help="concurrency mode: thread counts")
+    parser.add_argument("--rounds", type=int, default=3, help="concurrency mode: alternating rounds")
     parser.add_argument("--writes-of", type=int, help="ingestion mode: faces per add_faces call")
     parser.add_argument("--faces", type=int, default=100_000, help="ingestion mode: faces in all")
     parser.add_argument("--report-every", type=int, default=10_000, help="ingestion mode: faces per row")

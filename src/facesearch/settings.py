@@ -22,6 +22,9 @@ ENV_FACEDATA_DIR = "FACESEARCH_FACEDATA_DIR"
 ENV_ENGINE = "FACESEARCH_ENGINE"
 ENV_ENGINE_OVERRIDES = "FACESEARCH_ENGINE_OVERRIDES"
 ENV_VECTOR_BUCKET = "FACESEARCH_VECTOR_BUCKET"
+# S3-event indexing (s3events.py): the collection photos are indexed into, and the key prefix they are under.
+ENV_PHOTO_COLLECTION = "FACESEARCH_PHOTO_COLLECTION"
+ENV_PHOTO_PREFIX = "FACESEARCH_PHOTO_PREFIX"
 
 # The layer mounts at /opt in Lambda; elsewhere the repository's build folder holds the packs.
 LAMBDA_MODELS_DIR = Path("/opt/models")

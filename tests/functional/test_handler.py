@@ -57,7 +57,7 @@ def test_errors_are_json_1_1_with_headers():
     assert headers["x-amzn-requestid"] == event["requestContext"]["requestId"]
     assert body == {
         "__type": "ResourceNotFoundException",
-        "Message": "The collection id: absent does not exist",
+        "Message": "Collection:absent not found!",  # the service's wording (tests/conformance/README.md)
     }
 
 

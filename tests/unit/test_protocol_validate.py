@@ -185,9 +185,12 @@ def test_image_bytes_over_the_model_limit_is_image_too_large():
     limit = model.input_shape("DetectFaces").members["Image"].members["Bytes"].metadata["max"]
     with pytest.raises(ImageTooLargeException) as caught:
         parse_request("DetectFaces", {"Image": {"Bytes": b64(b"\xff" * (limit + 1))}})
+    # The service's wording (tests/conformance/README.md, row 22), lowerCamelCase path included.
+    size = limit + 1
     assert caught.value.message == (
-        f"Image size {limit + 1} bytes at 'Image.Bytes' exceeds the {limit}-byte limit for Image.Bytes; "
-        "pass larger images (up to 15 MiB) as Image.S3Object"
+        f"1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={size} cap={size}]' "
+        "at 'image.bytes' failed to satisfy constraint: "
+        f"Member must have length less than or equal to {limit}"
     )
 
 

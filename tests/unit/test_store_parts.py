@@ -121,14 +121,18 @@ def test_segment_build_and_reload(tmp_path):
     assert small.index is None and small.matrix.shape == (20, 8)  # small: searched exactly, no graph kept
     truth = list(np.argsort(-(vectors @ vectors[7]))[:4])
     for loaded in (graph, small):
-        hits = segment.search(loaded, vectors[7], k=3, tombstones=frozenset())
+        hits = segment.search(loaded, vectors[7], k=3, tombstones=frozenset(), ef=PARAMS.ef)
         assert [row for row, _ in hits] == truth[:3] and hits[0][1] == pytest.approx(1.0, abs=1e-5)
         np.testing.assert_allclose(loaded.vectors([7])[0], vectors[7], atol=1e-6)
         # Tombstoned faces are left out at query time; the rows stay dead for later tombstone sets.
         dead = frozenset({records[7].face_id})
-        assert [row for row, _ in segment.search(loaded, vectors[7], k=3, tombstones=dead)] == truth[1:4]
-        assert 7 not in {row for row, _ in segment.search(loaded, vectors[7], k=20, tombstones=dead)}
-        assert len(segment.search(loaded, vectors[7], k=50, tombstones=dead)) == 19
+        assert [
+            row for row, _ in segment.search(loaded, vectors[7], k=3, tombstones=dead, ef=PARAMS.ef)
+        ] == truth[1:4]
+        assert 7 not in {
+            row for row, _ in segment.search(loaded, vectors[7], k=20, tombstones=dead, ef=PARAMS.ef)
+        }
+        assert len(segment.search(loaded, vectors[7], k=50, tombstones=dead, ef=PARAMS.ef)) == 19
 
 
 def test_segment_decode_failures_are_corrupt_segment_errors(tmp_path):

@@ -72,7 +72,7 @@ def test_runtime_agrees_with_layers_makefile_and_build_check():
     deps_makefile = (REPO_ROOT / "layers" / "deps" / "Makefile").read_text()
 
     assert runtime == f"python{version}"
-    assert f"LAMBDA_PYTHON ?= {runtime}" in deps_makefile
+    assert f"LAMBDA_PYTHON_VERSION ?= {version}" in deps_makefile
     for layer in ("DepsLayer", "ModelsLayer"):
         assert RESOURCES[layer]["Properties"]["CompatibleRuntimes"] == [runtime]
         assert RESOURCES[layer]["Metadata"]["BuildMethod"] == "makefile"

@@ -1,4 +1,4 @@
-"""The ``facesearch`` command: demo, serve, invoke."""
+"""The ``facesearch`` command: demo, serve, index, search, invoke (``facesearch COMMAND --help`` for each)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,14 @@ COMMANDS = {
         "facesearch.devtools.server",
         "serve the Rekognition protocol on localhost for an unchanged boto3 client",
     ),
+    "index": (
+        "facesearch.devtools.bulk",
+        "index every photo of a folder or s3://bucket/prefix into a collection (parallel, resumable)",
+    ),
+    "search": (
+        "facesearch.devtools.search",
+        "search a collection with a photo's largest face, or with each of its faces (--all-faces)",
+    ),
     "invoke": (
         "facesearch.devtools.invoke",
         "run a function's handler on an event file, as `sam local invoke -e` would",
@@ -28,16 +36,24 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="facesearch", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (module_name, help_text) in COMMANDS.items():
-        sub_parser = sub.add_parser(name, help=help_text)
-        sub_parser.set_defaults(module=module_name)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     argv = sys.argv[1:] if argv is None else argv
-    args, _ = parser.parse_known_args(argv)
-    module = importlib.import_module(args.module)
-    sub_parser = argparse.ArgumentParser(prog=f"facesearch {args.command}")
+    if not argv or argv[0] not in COMMANDS:
+        parser.parse_args(argv)  # prints the help, or the error naming the valid commands, and exits
+    # The chosen command's own parser sees everything after its name, ``--help`` included.
+    command = argv[0]
+    module_name, help_text = COMMANDS[command]
+    module = importlib.import_module(module_name)
+    sub_parser = argparse.ArgumentParser(
+        prog=f"facesearch {command}",
+        description=help_text,
+        epilog=module.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     module.add_arguments(sub_parser)
-    return module.run(sub_parser.parse_args(argv[1:]))
+    return int(module.run(sub_parser.parse_args(argv[1:])))
 
 
 if __name__ == "__main__":

@@ -12,18 +12,19 @@ import base64
 import contextlib
 import json
 import os
+import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from facesearch import lazy
-from facesearch.errors import ImageTooLargeException
+from facesearch.devtools import console, framing
 from facesearch.protocol import model, wire
-from facesearch.settings import ENV_STORE
+from facesearch.settings import ENV_STORE, LOCAL_STORE_DIR
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
@@ -107,31 +108,45 @@ class _Handler(BaseHTTPRequestHandler):
             if name.lower() not in ("content-length", "connection"):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
-    def _too_large(self, size: int) -> None:
-        error = ImageTooLargeException(
-            f"Request of {size} bytes exceeds the {MAX_REQUEST_BYTES}-byte limit; "
-            "pass images as Image.S3Object"
-        )
+    def _refuse(self, refusal: framing.FramingError) -> None:
+        """Answer a request that never reaches the handler with its JSON 1.1 error."""
+        # Read what the client is still sending so it sees the answer rather than a reset connection;
+        # past a bound, stop reading.
+        remaining = refusal.drain
+        with contextlib.suppress(OSError):
+            while 0 < remaining <= DRAIN_LIMIT_BYTES and (chunk := self.rfile.read(min(remaining, 1 << 20))):
+                remaining -= len(chunk)
+        if refusal.close:
+            self.close_connection = True
+        error = refusal.error
         headers = {"Content-Type": model.JSON_CONTENT_TYPE, **wire.error_headers(error, str(uuid.uuid4()))}
-        # Read what was sent so the client sees the answer rather than a reset connection; past a bound,
-        # stop reading and close.
-        remaining = size
-        while 0 < remaining <= DRAIN_LIMIT_BYTES and (chunk := self.rfile.read(min(remaining, 1 << 20))):
-            remaining -= len(chunk)
-        self.close_connection = True
         self._answer(error.status, headers, json.dumps(wire.error_body(error)).encode())
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (bad request line, oversized or too many headers, unknown method) in
+        the JSON 1.1 error shape instead of its HTML page; the connection closes as http.server intends."""
+        self.close_connection = True
+        # A request line http.server could not read leaves it at HTTP/0.9, which gets no status line.
+        if self.request_version == "HTTP/0.9":
+            self.request_version = self.protocol_version
+        self._refuse(framing.FramingError(framing.http_error(code, message or explain or "")))
 
     def _serve(self) -> None:
         from facesearch.handler import lambda_handler
 
-        size = int(self.headers.get("Content-Length") or 0)
-        if size > MAX_REQUEST_BYTES:
-            self._too_large(size)
+        started = time.monotonic()
+        if console.serve_page(self, started):  # the web console's own GET routes
             return
-        body = self.rfile.read(size) if size else b""
+        try:
+            body = framing.read_body(self.headers, self.rfile, MAX_REQUEST_BYTES)
+        except framing.FramingError as refusal:
+            self._refuse(refusal)
+            return
         event = to_gateway_event(
             self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
         )
@@ -142,13 +157,22 @@ class _Handler(BaseHTTPRequestHandler):
         headers = dict(result.get("headers") or {})
         for name, values in (result.get("multiValueHeaders") or {}).items():
             headers.setdefault(name, ", ".join(values))
+        # Before answering: a client that lists faces next finds their thumbnails.
+        console.after_request(self, body, int(result["statusCode"]), data, started)
         self._answer(int(result["statusCode"]), headers, data)
 
-    do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve  # noqa: N815
+    do_POST = do_GET = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
 
     def log_message(self, format: str, *args: Any) -> None:
-        # The handler's Powertools logger already records every request; stderr access lines are noise.
+        # console.access prints one line per request (``facesearch serve``); http.server's duplicate it.
         pass
+
+
+def _handler_class(idle_timeout: float | None) -> type[_Handler]:
+    """The request handler, with its own idle timeout when one is given (tests keep it small)."""
+    if idle_timeout is None:
+        return _Handler
+    return type("_Handler", (_Handler,), {"timeout": idle_timeout})
 
 
 class LocalServer:
@@ -159,8 +183,19 @@ class LocalServer:
     on exit.
     """
 
-    def __init__(self, store: str, host: str = DEFAULT_HOST, port: int = 0) -> None:
+    def __init__(
+        self,
+        store: str,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        *,
+        idle_timeout: float | None = None,
+        thumbnails: bool = False,
+        access_log: TextIO | None = None,
+    ) -> None:
         self.store = str(store)
+        self.idle_timeout = idle_timeout
+        self.console = console.ConsoleOptions(self.store, thumbnails, access_log)
         self.host = host
         self.port = port
         self._httpd: ThreadingHTTPServer | None = None
@@ -178,8 +213,9 @@ class LocalServer:
         self._previous_store = os.environ.get(ENV_STORE)
         os.environ[ENV_STORE] = self.store
         lazy.reset_all()
-        self._httpd = ThreadingHTTPServer((self.host, self.port), _Handler)
+        self._httpd = ThreadingHTTPServer((self.host, self.port), _handler_class(self.idle_timeout))
         self._httpd.daemon_threads = True
+        self._httpd.console = self.console  # type: ignore[attr-defined]
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="facesearch-serve", daemon=True
         )
@@ -208,14 +244,31 @@ class LocalServer:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", required=True, help="collections folder, or s3://bucket/prefix")
+    parser.add_argument(
+        "--store",
+        default=str(LOCAL_STORE_DIR),
+        help=f"collections folder, or s3://bucket/prefix (default: the per-user folder {LOCAL_STORE_DIR})",
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"TCP port (default {DEFAULT_PORT})")
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help=f"interface to listen on (default {DEFAULT_HOST})"
     )
     parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=IDLE_TIMEOUT_SECONDS,
+        help=f"seconds a connection may stay silent before it is closed (default {IDLE_TIMEOUT_SECONDS:g})",
+    )
+    parser.add_argument(
         "--emit-metrics", action="store_true", help="print Powertools EMF metrics to stdout, as Lambda would"
     )
+    parser.add_argument(
+        "--thumbnails",
+        action="store_true",
+        help="keep a small JPEG of each face indexed through this server, under the collection's prefix "
+        "in the store (collections/<CollectionId>/thumbnails/), for the console; deleted with the faces",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no access line per request")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -223,10 +276,20 @@ def run(args: argparse.Namespace) -> int:
     store = args.store if args.store.startswith("s3://") else str(Path(args.store).expanduser().resolve())
     if not args.emit_metrics:
         os.environ[METRICS_DISABLED_ENV] = "true"
-    server = LocalServer(store, host=args.host, port=args.port)
+    log = None if args.quiet else sys.stdout
+    server = LocalServer(
+        store,
+        host=args.host,
+        port=args.port,
+        idle_timeout=args.idle_timeout,
+        thumbnails=args.thumbnails,
+        access_log=log,
+    )
     with server:
+        thumbnails = "on" if args.thumbnails else "off"
         print(
-            f"facesearch serving the Rekognition protocol at {server.url} (store: {store}); Ctrl-C stops",
+            f"facesearch serving the Rekognition protocol at {server.url} (store: {store}); Ctrl-C stops\n"
+            f"web console: {server.url}/ (face thumbnails {thumbnails})",
             flush=True,
         )
         with contextlib.suppress(KeyboardInterrupt):

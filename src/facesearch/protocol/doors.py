@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
 from facesearch.errors import (
+    ImageTooLargeException,
     InternalServerError,
     InvalidParameterException,
     RekognitionError,
@@ -24,7 +25,7 @@ from facesearch.errors import (
 from facesearch.lazy import once
 from facesearch.protocol import model, wire
 from facesearch.protocol.context import RequestContext
-from facesearch.protocol.dispatch import dispatch
+from facesearch.protocol.dispatch import OPERATIONS, dispatch
 from facesearch.telemetry import count, logger, metrics
 
 TARGET_HEADER = "X-Amz-Target"
@@ -48,12 +49,41 @@ def _count_error(error: RekognitionError) -> None:
 
 
 def _json_body(body: str | None, is_base64: bool) -> Any:
-    """The request document; an empty body is an empty request, as botocore sends ``{}``."""
+    """The request document; an empty body is an empty request, as botocore sends ``{}``.
+
+    A document nested deeper than the interpreter's recursion limit is refused here, as invalid JSON for
+    this service (no request shape nests that deep), rather than escaping as a 500 that botocore retries.
+    """
     try:
         text = base64.b64decode(body or "", validate=True).decode() if is_base64 else body or ""
         return json.loads(text) if text.strip() else {}
+    except RecursionError:
+        raise InvalidParameterException(
+            "Request body is not a valid JSON document: nested too deeply for any request shape"
+        ) from None
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidParameterException(f"Request body is not a valid JSON document: {exc}") from exc
+
+
+def body_too_large(target: str | None, what: str, limit: int) -> RekognitionError:
+    """The error for a request body over ``limit`` bytes, as the operation in ``target`` declares it.
+
+    Only operations taking images declare ImageTooLargeException; the others answer InvalidParameterException
+    (every operation declares it), and an unknown target the unknown-operation error.
+    """
+    try:
+        operation = _operation_from_target(target)
+        declared = model.declared_errors(operation) if operation in OPERATIONS else None
+    except UnknownOperationException as exc:
+        return exc
+    if declared is None:
+        return UnknownOperationException(
+            f"Unknown operation {operation!r}: this service speaks {', '.join(sorted(OPERATIONS))}"
+        )
+    message = f"{what} exceeds the {limit}-byte limit"
+    if ImageTooLargeException.__name__ in declared:
+        return ImageTooLargeException(f"{message}; pass images as Image.S3Object")
+    return InvalidParameterException(message)
 
 
 def _operation_from_target(target: str | None) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import math
 import re
+import reprlib
 from typing import Any
 
 from botocore.model import Shape
@@ -21,6 +23,11 @@ EXACTLY_ONE_OF = {"Image": ("Bytes", "S3Object")}
 # S3Object members Rekognition requires although the model leaves them optional.
 REQUIRED_EXTRA = {"S3Object": ("Bucket", "Name")}
 _SHOWN_VALUE_CHARS = 64
+# Shown values are rendered at most this deep: a deeply nested JSON value must not recurse in its message.
+_SHOWN_LEVELS = 3
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel = _SHOWN_LEVELS
+_SHOWN.maxstring = _SHOWN.maxother = _SHOWN_VALUE_CHARS
 # Java's Unicode classes inside a character class (the Tags patterns use them), which Python's ``re`` lacks:
 # letters and numbers are word characters but "_", separators are whitespace. Both slightly over-accept
 # (e.g. tabs) rather than refuse a valid tag.
@@ -43,7 +50,7 @@ def compiled_pattern(pattern: str) -> re.Pattern:
 
 
 def _show(value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value)
+    text = value if isinstance(value, str) else _SHOWN.repr(value)
     return text if len(text) <= _SHOWN_VALUE_CHARS else text[:_SHOWN_VALUE_CHARS] + "..."
 
 
@@ -77,6 +84,10 @@ class _Walker:
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 self.fail(path, value, "Member must be a number")
                 return None
+            # json.loads accepts NaN and Infinity, which are not JSON; NaN passes every range comparison.
+            if not math.isfinite(value):
+                self.fail(path, value, "Member must be a finite number")
+                return None
             self._range(shape, value, path)
             return float(value)
         if kind == "boolean":
@@ -86,7 +97,7 @@ class _Walker:
         if kind == "blob":
             return self._blob(shape, value, path)
         if kind == "timestamp":
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 self.fail(path, value, "Member must be a timestamp in epoch seconds")
             return value
         raise AssertionError(f"shape type {kind} of {shape.name} is not handled")
@@ -159,9 +170,12 @@ class _Walker:
             return None
         limit = shape.metadata.get("max")
         if shape.name == IMAGE_BLOB_SHAPE and limit is not None and len(data) > limit:
+            # The service's own wording for this case, a Java ByteBuffer and a lowerCamelCase member path
+            # included (tests/conformance/README.md, row 22).
             self.too_large = (
-                f"Image size {len(data)} bytes at '{path}' exceeds the {limit}-byte limit for Image.Bytes; "
-                "pass larger images (up to 15 MiB) as Image.S3Object"
+                f"1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={len(data)} "
+                f"cap={len(data)}]' at '{_lower_camel(path)}' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {limit}"
             )
             return data
         self._length(shape, len(data), "<blob>", path, "length")
@@ -197,6 +211,11 @@ def parse_request(operation: str, params: Any) -> dict[str, Any]:
     if walker.too_large:
         raise ImageTooLargeException(walker.too_large)
     return checked
+
+
+def _lower_camel(path: str) -> str:
+    """``SourceImage.Bytes`` -> ``sourceImage.bytes``: how the service spells member paths."""
+    return ".".join(part[:1].lower() + part[1:] for part in path.split("."))
 
 
 def violations(shape: Shape, document: Any) -> list[str]:

@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,14 +37,30 @@ _LOCK_DIR = ".locks"
 _LOST_RACE = frozenset({"PreconditionFailed", "412", "NoSuchKey", "404", "ConditionalRequestConflict", "409"})
 
 
+# Folder names: "%" is escaped as "%25" and "~" as "%7E", so a bare "%" or "~" only ever marks a leading ".".
+# A leading "." is "%2E" (3 bytes) where the name still fits NAME_MAX, else "~" (1 byte, so every name of up
+# to NAME_MAX bytes fits: a 255-character CollectionId may start with ".").
+NAME_MAX_BYTES = 255
+_DOT = "%2E"
+_SHORT_DOT = "~"
+_UNESCAPED = {"%25": "%", "%7E": "~"}
+_ESCAPED = re.compile("|".join(_UNESCAPED))
+
+
 def _escape(part: str) -> str:
-    part = part.replace("%", "%25")
-    return "%2E" + part[1:] if part.startswith(".") else part
+    part = part.replace("%", "%25").replace("~", "%7E")
+    if not part.startswith("."):
+        return part
+    escaped = _DOT + part[1:]
+    return escaped if len(escaped.encode()) <= NAME_MAX_BYTES else _SHORT_DOT + part[1:]
 
 
 def _unescape(part: str) -> str:
-    part = "." + part[3:] if part.startswith("%2E") else part
-    return part.replace("%25", "%")
+    if part.startswith(_DOT):
+        part = "." + part[len(_DOT) :]
+    elif part.startswith(_SHORT_DOT):
+        part = "." + part[len(_SHORT_DOT) :]
+    return _ESCAPED.sub(lambda match: _UNESCAPED[match.group(0)], part)
 
 
 class _NotModified:

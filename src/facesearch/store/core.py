@@ -316,7 +316,7 @@ class CollectionStore:
     # ---------------------------------------------------------------- for the store's own modules only
 
     def segment(self, manifest: Manifest, ref: SegmentRef, *, graph: bool) -> seg.LoadedSegment:
-        """A segment of ``manifest`` in memory (its graph too if ``graph``), tombstones applied."""
+        """A segment of ``manifest`` in memory (what it is searched with too if ``graph``)."""
         return self.memory.load(self.blobs, manifest, ref, graph=graph)
 
     def mutate(self, collection_id: str, change: Callable[[CollectionView], tuple[Manifest | None, R]]) -> R:

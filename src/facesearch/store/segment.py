@@ -98,7 +98,7 @@ class LoadedSegment:
         """The unit vectors of ``rows``, shape (len(rows), dim)."""
         if self.matrix is not None:
             return self.matrix[rows]
-        return np.asarray(self.index.get_items(rows, return_type="numpy"), dtype=np.float32)
+        return np.asarray(self.index.get_items(rows), dtype=np.float32)
 
     def nbytes(self) -> int:
         """Approximate memory of the vectors and graph (for the store's own accounting and tests)."""
@@ -122,7 +122,7 @@ def searchable(
     if ref.count > BRUTE_FORCE_MAX_FACES:
         return LoadedSegment(ref=ref, records=records, row_of=row_of, index=index)
     if vectors is None:
-        vectors = np.asarray(index.get_items(list(range(ref.count)), return_type="numpy"), dtype=np.float32)
+        vectors = np.asarray(index.get_items(list(range(ref.count))), dtype=np.float32)
     matrix = np.ascontiguousarray(vectors, dtype=np.float32).reshape(ref.count, -1)
     return LoadedSegment(ref=ref, records=records, row_of=row_of, matrix=matrix)
 
@@ -234,12 +234,13 @@ def load_graph(path: Path, ref: SegmentRef, params: IndexParams) -> hnswlib.Inde
 
 
 def search(
-    segment: LoadedSegment, query: np.ndarray, k: int, tombstones: frozenset[str]
+    segment: LoadedSegment, query: np.ndarray, k: int, tombstones: frozenset[str], ef: int
 ) -> list[tuple[int, float]]:
     """Up to ``k`` (row, cosine) of the segment's rows not in ``tombstones`` nearest to the unit ``query``.
 
-    Takes no store-wide lock: hnswlib's knn_query releases the GIL and is safe to run concurrently, and
-    its ef is fixed at load (hnswlib searches with max(ef, k)).
+    Takes no store-wide lock: hnswlib's knn_query releases the GIL and is safe to run concurrently
+    (hnswlib searches with max(ef, k)). ``ef`` is the graph's search breadth; it only changes when the
+    collection's size does, and a query racing that change searches with either value.
     """
     dead = segment.deleted.rows_for(tombstones, segment.row_of, segment.index)
     k = min(k, segment.ref.count - len(dead))
@@ -247,6 +248,8 @@ def search(
         return []
     if segment.matrix is not None:
         return _exact(segment.matrix, np.arange(segment.ref.count), dead, query, k)
+    if segment.index.ef != ef:
+        segment.index.set_ef(ef)
     try:
         labels, distances = segment.index.knn_query(query.reshape(1, -1), k=k)
     except RuntimeError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -18,6 +19,8 @@ from facesearch.store.manifest import Manifest, SegmentRef
 if TYPE_CHECKING:
     from facesearch.store.core import CollectionStore
 
+# The least ef a segment's graph is searched with, however small its share of the collection.
+MIN_SEGMENT_EF = 32
 # Vectors copied out of a graph per call while exporting: bounds the copy, not the segment.
 _EXPORT_ROWS = 1024
 
@@ -253,9 +256,14 @@ class CollectionView:
 
     def _search(self, query: np.ndarray, k: int, min_cosine: float) -> list[tuple[FaceRecord, float]]:
         hits: list[tuple[FaceRecord, float]] = []
-        for ref in self.manifest.segments:
+        manifest = self.manifest
+        for ref in manifest.segments:
             loaded = self._segment(ref, graph=True)
-            for row, cosine in seg.search(loaded, query, k, self.manifest.tombstones):
+            # A segment holding a share p of the faces holds on average a share p of the true top k, and
+            # its smaller graph reaches a given recall with a smaller ef: the collection's ef is split in
+            # proportion, so a search of many segments costs about what one graph of all faces costs.
+            ef = max(MIN_SEGMENT_EF, math.ceil(manifest.index.ef * ref.count / manifest.stored_count))
+            for row, cosine in seg.search(loaded, query, k, manifest.tombstones, min(ef, manifest.index.ef)):
                 if cosine >= min_cosine:
                     hits.append((loaded.records[row], cosine))
         hits.sort(key=lambda hit: -hit[1])
