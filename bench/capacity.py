@@ -136,7 +136,9 @@ def _run_probe(env: dict, location: str, cache: Path, queries_file: Path, answer
     command = [sys.executable, __file__, "--probe", location, str(cache), str(queries_file)]
     if answers is not None:
         command.append(str(answers))
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"probe failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
