@@ -398,7 +398,7 @@ def main() -> None:
             print(json.dumps(ingest(args, Path(folder), hnsw)))
         return
     rows = []
-    with tempfile.TemporaryDirectory(prefix="facesearch-bench-") as folder:
+    with tempfile.TemporaryDirectory(prefix="facesearch-bench-", dir=args.root) as folder:
         print(
             f"{'data':>8} {'N':>8} {'dim':>4} {'build s':>8} {'load s':>7} {'p50 ms':>7} {'p99 ms':>7} "
             f"{'brute ms':>8} {'x':>6} {'recall':>7} {'RSS MB':>7}"
