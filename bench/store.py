@@ -1,6 +1,7 @@
 """Benchmark the collections store: build, load-from-cache, query latency vs brute force, recall@10, memory.
 
     .venv/bin/python bench/store.py --n 10000 100000 --dim 512
+    .venv/bin/python bench/store.py --capacity 250000      (capacity mode: bench/capacity.py)
 
 Seeded unit vectors, two kinds (``--data``): ``uniform`` (i.i.d. Gaussian directions: the worst case
 for any graph index, every neighbour is nearly equidistant) and ``identity`` (N/10 identities, faces =
@@ -43,6 +44,7 @@ import argparse
 import json
 import resource
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -348,6 +350,14 @@ def concurrency(args, root: Path, hnsw: dict) -> dict:
 
 
 def main() -> None:
+    if "--capacity" in sys.argv[1:]:
+        # Capacity mode (bench/capacity.py): one collection of N faces on an S3 endpoint, measured as
+        # function instances see it. ``--capacity N [N ...]`` plus capacity.py's own options.
+        import capacity
+
+        rest = [arg for arg in sys.argv[1:] if arg != "--capacity"]
+        capacity.main(["--n", *rest] if rest and not rest[0].startswith("-") else rest)
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--dim", type=int, default=512)

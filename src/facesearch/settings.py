@@ -19,6 +19,9 @@ ENV_ALLOWED_IMAGE_BUCKETS = "FACESEARCH_ALLOWED_IMAGE_BUCKETS"
 ENV_MAX_IMAGE_PIXELS = "FACESEARCH_MAX_IMAGE_PIXELS"
 ENV_INTRA_OP_THREADS = "FACESEARCH_INTRA_OP_THREADS"
 ENV_FACEDATA_DIR = "FACESEARCH_FACEDATA_DIR"
+ENV_ENGINE = "FACESEARCH_ENGINE"
+ENV_ENGINE_OVERRIDES = "FACESEARCH_ENGINE_OVERRIDES"
+ENV_VECTOR_BUCKET = "FACESEARCH_VECTOR_BUCKET"
 # S3-event indexing (s3events.py): the collection photos are indexed into, and the key prefix they are under.
 ENV_PHOTO_COLLECTION = "FACESEARCH_PHOTO_COLLECTION"
 ENV_PHOTO_PREFIX = "FACESEARCH_PHOTO_PREFIX"
@@ -30,6 +33,8 @@ LOCAL_MODELS_DIR = REPO_ROOT / "build" / "models"
 LOCAL_STORE_DIR = Path.home() / ".facesearch" / "store"
 DEFAULT_CACHE_DIR = Path("/tmp/facesearch-cache")
 DEFAULT_CACHE_MAX_BYTES = 512 * 1024 * 1024
+# The engine of new collections: today's in-function HNSW segments unless the deployment chooses S3 Vectors.
+DEFAULT_ENGINE = "hnsw"
 # 40 megapixels: well above any camera photo a 15 MiB JPEG holds, far below a decompression bomb.
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 
@@ -44,6 +49,9 @@ class Settings:
 
     ``store`` is either ``s3://bucket/prefix`` or a local folder path.
     ``allowed_image_buckets`` is the allow-list for ``Image.S3Object``; ``("*",)`` allows any bucket.
+    ``engine`` is the engine of new collections (``hnsw`` or ``s3vectors``); ``engine_overrides`` are
+    ``(CollectionId glob, engine)`` pairs from ``FACESEARCH_ENGINE_OVERRIDES`` (``"big-*=s3vectors,x=hnsw"``),
+    the first match wins; ``vector_bucket`` is the S3 Vectors bucket of the ``s3vectors`` engine.
     """
 
     models_dir: Path
@@ -54,6 +62,9 @@ class Settings:
     allowed_image_buckets: tuple[str, ...]
     max_image_pixels: int
     intra_op_threads: int
+    engine: str = DEFAULT_ENGINE
+    engine_overrides: tuple[tuple[str, str], ...] = ()
+    vector_bucket: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +79,16 @@ class Settings:
             allowed_image_buckets=buckets,
             max_image_pixels=int(env.get(ENV_MAX_IMAGE_PIXELS) or DEFAULT_MAX_IMAGE_PIXELS),
             intra_op_threads=int(env.get(ENV_INTRA_OP_THREADS) or 1),
+            engine=env.get(ENV_ENGINE) or DEFAULT_ENGINE,
+            engine_overrides=tuple(
+                (pattern.strip(), engine.strip())
+                for pattern, _, engine in (
+                    item.partition("=")
+                    for item in env.get(ENV_ENGINE_OVERRIDES, "").split(",")
+                    if item.strip()
+                )
+            ),
+            vector_bucket=env.get(ENV_VECTOR_BUCKET) or None,
         )
 
 

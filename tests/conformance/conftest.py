@@ -4,6 +4,9 @@
 - ``serve``: real HTTP to one ``LocalServer`` per session (REST v1 events, a folder store);
 - ``handler``: the handler called in-process by a botocore ``before-send`` hook that turns the signed
   request into an API Gateway HTTP API (v2) event, with the collections on S3 (moto).
+With ``FACESEARCH_ENGINE=s3vectors`` the handler's collections use the S3 Vectors engine (a vector
+bucket on the same moto server, QueryVectors from ``tests.support.s3vectors_query``) and ``serve`` is
+skipped: its folder store is hnsw only, and its wire is the same whatever the engine.
 Every successful response body is checked against the operation's output shape from the service model.
 
 With ``FACESEARCH_CONFORMANCE_AWS=1`` and AWS credentials, a third transport, ``aws``, runs the same tests
@@ -29,8 +32,12 @@ from PIL import Image
 from facesearch.devtools.registry import FACE_API, extract
 from facesearch.devtools.server import LocalServer
 from facesearch.protocol import model
-from facesearch.settings import ENV_ALLOWED_IMAGE_BUCKETS, ENV_STORE
+from facesearch.settings import ENV_ALLOWED_IMAGE_BUCKETS, ENV_STORE, ENV_VECTOR_BUCKET, Settings
+from tests.support import s3vectors_query
 from tests.support.transport import HandlerTransport, check_output_shape, rekognition_client
+
+S3VECTORS = Settings.from_env().engine == "s3vectors"
+s3vectors_query.install()
 
 REGION = "us-east-1"
 DEMO_PHOTOS = [f"package/demo/sample{i}.jpg" for i in range(1, 7)]
@@ -78,10 +85,16 @@ def rekognition(request, monkeypatch):
         s3.create_bucket(Bucket=bucket)
     monkeypatch.setenv(ENV_ALLOWED_IMAGE_BUCKETS, IMAGE_BUCKET)
     if request.param == "serve":
+        if S3VECTORS:
+            pytest.skip("serve uses a folder store, which is hnsw only")
         return rekognition_client(request.getfixturevalue("local_server").url)
     store_bucket = f"store-{uuid.uuid4().hex[:16]}"
     s3.create_bucket(Bucket=store_bucket)
     monkeypatch.setenv(ENV_STORE, f"s3://{store_bucket}/facesearch")
+    if S3VECTORS:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3VECTORS", s3_env)
+        boto3.client("s3vectors", endpoint_url=s3_env).create_vector_bucket(vectorBucketName=store_bucket)
+        monkeypatch.setenv(ENV_VECTOR_BUCKET, store_bucket)
     return rekognition_client("https://rekognition.in-process.invalid", HandlerTransport("http"))
 
 

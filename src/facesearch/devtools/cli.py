@@ -29,6 +29,8 @@ COMMANDS = {
         "facesearch.devtools.invoke",
         "run a function's handler on an event file, as `sam local invoke -e` would",
     ),
+    "export": ("facesearch.devtools.transfer", "write one collection to a JSON Lines file (either engine)"),
+    "import": ("facesearch.devtools.transfer", "create a collection from an export file (either engine)"),
 }
 
 

@@ -12,6 +12,7 @@ a crash at any point leaves the previous manifest in force. Each write is a pure
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import random
 import threading
 import time
@@ -34,20 +35,29 @@ from facesearch.domain import (
     Page,
 )
 from facesearch.errors import (
+    InternalServerError,
     InvalidParameterException,
     ProvisionedThroughputExceededException,
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
 from facesearch.lazy import once
-from facesearch.settings import DEFAULT_CACHE_MAX_BYTES, get_settings
-from facesearch.store import changes, compaction, keys, tokens
+from facesearch.settings import DEFAULT_CACHE_MAX_BYTES, DEFAULT_ENGINE, get_settings
+from facesearch.store import changes, compaction, keys, s3vectors, tokens
 from facesearch.store import segment as seg
 from facesearch.store.blobs import Blob, BlobStore, open_blob_store
 from facesearch.store.cache import DiskCache
 from facesearch.store.errors import PreconditionFailed
-from facesearch.store.manifest import IndexParams, Manifest, SegmentRef
+from facesearch.store.manifest import (
+    ENGINE_HNSW,
+    ENGINE_S3VECTORS,
+    ENGINES,
+    IndexParams,
+    Manifest,
+    SegmentRef,
+)
 from facesearch.store.memory import SegmentMemory
+from facesearch.store.vectorindex import VectorIndexes
 from facesearch.store.view import CollectionView, Snapshot, check_max_results, collection_info
 
 R = TypeVar("R")
@@ -78,14 +88,33 @@ class MemoryReport:
 class CollectionStore:
     """Collections of faces (records + unit vectors) with vector search and users, on one blob store."""
 
-    def __init__(self, blobs: BlobStore, cache: DiskCache) -> None:
+    def __init__(
+        self,
+        blobs: BlobStore,
+        cache: DiskCache,
+        *,
+        vectors: VectorIndexes | None = None,
+        engine: str = DEFAULT_ENGINE,
+        engine_overrides: Sequence[tuple[str, str]] = (),
+    ) -> None:
         self.blobs = blobs
         self.cache = cache
+        # The s3vectors engine's vector bucket (None: only hnsw collections can be created or read).
+        self.vectors = vectors
+        self.engine = engine
+        self.engine_overrides = tuple(engine_overrides)
         self.memory = SegmentMemory(cache)
         self._manifests: OrderedDict[str, Snapshot] = OrderedDict()
         self._lock = threading.Lock()
 
     # ----------------------------------------------------------------------------------------- collections
+
+    def engine_for(self, collection_id: str) -> str:
+        """The engine a new collection gets: the first matching override, else the store's default."""
+        for pattern, engine in self.engine_overrides:
+            if fnmatch.fnmatchcase(collection_id, pattern):
+                return engine
+        return self.engine
 
     def create_collection(
         self,
@@ -95,11 +124,16 @@ class CollectionStore:
         dim: int,
         index: IndexParams | None = None,
         tags: dict[str, str] | None = None,
+        engine: str | None = None,
     ) -> CollectionInfo:
         """Create an empty collection pinned to ``face_model_version`` and vectors of ``dim``, with ``tags``.
 
+        ``engine`` (default: ``engine_for(collection_id)``) is recorded in the manifest for good.
         ResourceAlreadyExistsException if it exists (decided by the put-if-absent of its manifest).
         """
+        engine = engine or self.engine_for(collection_id)
+        if engine not in ENGINES:
+            raise InternalServerError(f"Unknown engine {engine!r}; engines: {', '.join(ENGINES)}.")
         if dim < 1:
             raise InvalidParameterException(f"Vector dimension must be positive, got {dim}.")
         params = index or IndexParams(dim=dim, **DEFAULT_INDEX)
@@ -114,9 +148,12 @@ class CollectionStore:
             index=params,
             tags=dict(tags or {}),
         )
+        if engine == ENGINE_S3VECTORS:
+            manifest = s3vectors.with_engine(manifest, engine, s3vectors.new_index(self, dim))
         try:
             etag = self.blobs.put_if_absent(keys.manifest_key(collection_id), manifest.to_json())
         except PreconditionFailed as error:
+            s3vectors.drop_index(self, manifest)
             raise ResourceAlreadyExistsException(
                 f"The collection id: {collection_id} already exists"
             ) from error
@@ -125,9 +162,11 @@ class CollectionStore:
 
     def delete_collection(self, collection_id: str) -> None:
         """Delete the manifest (the collection is gone from then on), then every object under its prefix."""
-        self.view(collection_id)
+        manifest = self.view(collection_id).manifest
         self.blobs.delete(keys.manifest_key(collection_id))
         self._install(collection_id, None)
+        if manifest.engine == ENGINE_S3VECTORS:
+            s3vectors.drop_index(self, manifest)
         for info in self.blobs.list(keys.collection_prefix(collection_id)):
             self.blobs.delete(info.key)
 
@@ -146,10 +185,10 @@ class CollectionStore:
             raise changes.not_found(collection_id)
         if not isinstance(got, Blob):
             # NOT_MODIFIED answers only a GET made with the cached snapshot's ETag.
-            return CollectionView(self.blobs, self.memory, cast(Snapshot, cached))
+            return self._view_of(cast(Snapshot, cached))
         fresh = Snapshot(got.etag, Manifest.from_json(got.body, f"of collection {collection_id}"))
         self._install(collection_id, fresh)
-        return CollectionView(self.blobs, self.memory, fresh)
+        return self._view_of(fresh)
 
     def list_collections(self, *, max_results: int, next_token: str | None = None) -> Page[CollectionInfo]:
         """Collections sorted by id, ``max_results`` per page."""
@@ -181,6 +220,9 @@ class CollectionStore:
         unit = changes.check_faces(manifest, records, vectors)
         if not records:
             return
+        if manifest.engine == ENGINE_S3VECTORS:
+            s3vectors.add_faces(self, manifest, records, unit)
+            return
         built = self.upload_segment(collection_id, manifest, records, unit)
         self.mutate(collection_id, lambda current: changes.add_segment(current.manifest, manifest, built.ref))
         self.memory.remember(built)
@@ -188,6 +230,8 @@ class CollectionStore:
 
     def delete_faces(self, collection_id: str, face_ids: Sequence[str]) -> DeleteResult:
         """Tombstone faces. Unknown -> FACE_NOT_FOUND; faces of a user -> ASSOCIATED_TO_AN_EXISTING_USER."""
+        if self._engine(collection_id) == ENGINE_S3VECTORS:
+            return s3vectors.delete_faces(self, collection_id, face_ids)
         result = self.mutate(
             collection_id, lambda current: changes.delete_faces(current.manifest, face_ids, current.is_live)
         )
@@ -215,6 +259,8 @@ class CollectionStore:
         self, collection_id: str, user_id: str, face_ids: Sequence[str], *, min_cosine: float | None = None
     ) -> AssociateResult:
         """Associate faces with a user, as AssociateFaces does (see ``changes.associate_faces``)."""
+        if self._engine(collection_id) == ENGINE_S3VECTORS:
+            return s3vectors.associate_faces(self, collection_id, user_id, face_ids, min_cosine)
         return self.mutate(
             collection_id,
             lambda current: changes.associate_faces(
@@ -231,6 +277,8 @@ class CollectionStore:
         self, collection_id: str, user_id: str, face_ids: Sequence[str]
     ) -> DisassociateResult:
         """Remove faces from a user, as DisassociateFaces does (see ``changes.disassociate_faces``)."""
+        if self._engine(collection_id) == ENGINE_S3VECTORS:
+            return s3vectors.disassociate_faces(self, collection_id, user_id, face_ids)
         return self.mutate(
             collection_id,
             lambda current: changes.disassociate_faces(current.manifest, user_id, face_ids, current.is_live),
@@ -325,6 +373,14 @@ class CollectionStore:
 
     # ---------------------------------------------------------------------------------------------- inside
 
+    def _engine(self, collection_id: str) -> str:
+        return self.view(collection_id).manifest.engine
+
+    def _view_of(self, snapshot: Snapshot) -> CollectionView:
+        if snapshot.manifest.engine == ENGINE_S3VECTORS:
+            return s3vectors.S3VectorsView(self.blobs, self.memory, snapshot, vectors=self.vectors)
+        return CollectionView(self.blobs, self.memory, snapshot)
+
     def _exists(self, collection_id: str) -> bool:
         try:
             self.view(collection_id)
@@ -352,18 +408,44 @@ def open_store(
     *,
     cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
     s3_client=None,
+    engine: str = DEFAULT_ENGINE,
+    engine_overrides: Sequence[tuple[str, str]] = (),
+    vector_bucket: str | None = None,
+    s3vectors_client=None,
 ) -> CollectionStore:
     """A new, uncached store on ``location`` (``s3://bucket/prefix`` or a folder), for tests and benchmarks.
 
     ``cache_dir`` defaults to the settings' cache folder; segments are cached there under names that
-    include a hash of the location, so stores never mix their files.
+    include a hash of the location, so stores never mix their files. ``engine`` is the engine of new
+    collections (``engine_overrides``: (CollectionId glob, engine) pairs, first match wins); the
+    s3vectors engine needs an S3 location and ``vector_bucket`` (a folder store is hnsw only).
     """
     blobs = open_blob_store(location, s3_client=s3_client)
-    return CollectionStore(blobs, DiskCache(cache_dir or get_settings().cache_dir, cache_max_bytes))
+    vectors = None
+    if vector_bucket and location.startswith("s3://"):
+        from facesearch.aws import s3vectors_client as get_s3vectors_client
+
+        vectors = VectorIndexes(s3vectors_client or get_s3vectors_client(), vector_bucket)
+    if not location.startswith("s3://"):
+        engine, engine_overrides = ENGINE_HNSW, ()
+    return CollectionStore(
+        blobs,
+        DiskCache(cache_dir or get_settings().cache_dir, cache_max_bytes),
+        vectors=vectors,
+        engine=engine,
+        engine_overrides=engine_overrides,
+    )
 
 
 @once
 def get_store() -> CollectionStore:
     """The container's store, from ``get_settings().store`` and its cache settings; created once."""
     settings = get_settings()
-    return open_store(settings.store, settings.cache_dir, cache_max_bytes=settings.cache_max_bytes)
+    return open_store(
+        settings.store,
+        settings.cache_dir,
+        cache_max_bytes=settings.cache_max_bytes,
+        engine=settings.engine,
+        engine_overrides=settings.engine_overrides,
+        vector_bucket=settings.vector_bucket,
+    )

@@ -10,7 +10,14 @@ from functools import cached_property
 from facesearch.store.errors import ManifestFormatError
 
 # Bump when the manifest's meaning changes; a reader refuses manifests newer than it understands.
-FORMAT_VERSION = 1
+# Version 2 added the engine; hnsw manifests are still written as version 1, so older readers keep
+# reading them and refuse (cleanly) only the s3vectors collections they could not answer.
+FORMAT_VERSION = 2
+_HNSW_FORMAT_VERSION = 1
+# Engines (DESIGN: one per collection, chosen at creation): segments in the function, or S3 Vectors.
+ENGINE_HNSW = "hnsw"
+ENGINE_S3VECTORS = "s3vectors"
+ENGINES = (ENGINE_HNSW, ENGINE_S3VECTORS)
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,10 @@ class Manifest:
     ``tombstones`` are deleted face ids still present in some segment; ``users`` maps UserId -> its
     associated face ids (sorted). ``tags`` are the collection's resource tags (key -> value); manifests
     written before tags existed read as having none. ``serial`` grows by one with every swap.
+
+    ``engine`` holds the vectors: ``hnsw`` in ``segments``; ``s3vectors`` in the S3 Vectors index
+    ``vector_index``, which holds ``vector_count`` faces counted by a swap (tombstones there are deleted
+    faces whose vectors may still be in the index until the delete finishes).
     """
 
     collection_id: str
@@ -53,10 +64,13 @@ class Manifest:
     users: dict[str, tuple[str, ...]] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     serial: int = 0
+    engine: str = ENGINE_HNSW
+    vector_index: str | None = None
+    vector_count: int = 0
 
     @property
     def stored_count(self) -> int:
-        return sum(segment.count for segment in self.segments)
+        return sum(segment.count for segment in self.segments) + self.vector_count
 
     @property
     def face_count(self) -> int:
@@ -75,8 +89,8 @@ class Manifest:
         return replace(self, serial=self.serial + 1, **changes)
 
     def to_json(self) -> bytes:
-        document = {
-            "format": FORMAT_VERSION,
+        document: dict = {
+            "format": _HNSW_FORMAT_VERSION if self.engine == ENGINE_HNSW else FORMAT_VERSION,
             "collection_id": self.collection_id,
             "face_model_version": self.face_model_version,
             "created_at": self.created_at.isoformat(),
@@ -102,6 +116,12 @@ class Manifest:
             "tags": dict(sorted(self.tags.items())),
             "serial": self.serial,
         }
+        if self.engine != ENGINE_HNSW:
+            document["engine"] = {
+                "name": self.engine,
+                "vector_index": self.vector_index,
+                "vector_count": self.vector_count,
+            }
         return json.dumps(document, separators=(",", ":")).encode()
 
     @classmethod
@@ -120,6 +140,9 @@ class Manifest:
             )
         try:
             index = document["index"]
+            engine = document.get("engine") or {"name": ENGINE_HNSW}
+            if engine["name"] not in ENGINES:
+                raise ValueError(f"unknown engine {engine['name']!r}")
             created_at = datetime.fromisoformat(document["created_at"])
             return cls(
                 collection_id=document["collection_id"],
@@ -146,6 +169,9 @@ class Manifest:
                 users={user_id: tuple(face_ids) for user_id, face_ids in document["users"].items()},
                 tags={str(key): str(value) for key, value in document.get("tags", {}).items()},
                 serial=int(document["serial"]),
+                engine=engine["name"],
+                vector_index=engine.get("vector_index"),
+                vector_count=int(engine.get("vector_count", 0)),
             )
         except (ValueError, KeyError, TypeError) as error:
             raise ManifestFormatError(f"The manifest {where} is malformed: {error!r}.") from error

@@ -4,7 +4,8 @@ Format ``facesearch.collection`` version 1, UTF-8, one JSON object per line::
 
     {"format": "facesearch.collection", "version": 1, "collection_id": "...", "face_model_version": "...",
      "created_at": "<ISO 8601 UTC>", "index": {"space": "cosine", "dim": 512, "M": 16,
-     "ef_construction": 200, "ef": 160}, "faces": <count>, "users": <count>}
+     "ef_construction": 200, "ef": 160}, "engine": "hnsw" | "s3vectors", "faces": <count>,
+     "users": <count>}
     {"type": "face", "face_id": "...", "image_id": "...", "external_image_id": "..." | null,
      "bounding_box": {"left": ..., "top": ..., "width": ..., "height": ...}, "confidence": ...,
      "index_faces_model_version": "...", "vector": "<base64 of dim little-endian float32, unit length>"}
@@ -13,8 +14,11 @@ Format ``facesearch.collection`` version 1, UTF-8, one JSON object per line::
     ... one line per user, after every face ...
 
 The header comes first and carries every index parameter, so an import rebuilds the same kind of
-collection; a reader refuses versions newer than it knows. Vectors are exactly the stored float32 values
-(an import normalises them again, which may move a value by a float32 rounding step).
+collection; a reader refuses versions newer than it knows. ``engine`` says where the export came from;
+an import chooses its own (its ``engine`` argument, else the store's choice for the collection id), so
+a collection moves between the hnsw and s3vectors engines by export and import. Vectors are exactly
+the stored float32 values (an import normalises them again, which may move a value by a float32
+rounding step).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ def export_collection(store: CollectionStore, collection_id: str) -> Iterator[st
                 "ef_construction": index.ef_construction,
                 "ef": index.ef,
             },
+            "engine": manifest.engine,
             "faces": manifest.face_count,
             "users": len(manifest.users),
         }
@@ -77,12 +82,14 @@ def import_collection(
     *,
     collection_id: str | None = None,
     batch_faces: int = IMPORT_BATCH_FACES,
+    engine: str | None = None,
 ) -> CollectionInfo:
     """Create a collection (the export's id unless ``collection_id``) from export lines, streaming.
 
     InvalidParameterException for a bad header or line (naming its line number); the collection this
     import created is then deleted again, so a failed import leaves nothing behind. Faces are added in
-    segments of ``batch_faces``, then compacted by the size-tier policy with no budget.
+    segments of ``batch_faces`` (S3 Vectors: PutVectors of 500), then compacted by the size-tier policy
+    with no budget (nothing to compact on s3vectors). ``engine``: the new collection's engine.
     """
     numbered = enumerate((line for line in lines if line.strip()), start=1)
     try:
@@ -100,7 +107,7 @@ def import_collection(
     )
     target = collection_id or header["collection_id"]
     model = header["face_model_version"]
-    store.create_collection(target, face_model_version=model, dim=params.dim, index=params)
+    store.create_collection(target, face_model_version=model, dim=params.dim, index=params, engine=engine)
     try:
         users = _import_faces(store, target, numbered, params.dim, batch_faces)
         for user_id, face_ids in users:
