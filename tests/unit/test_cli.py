@@ -13,6 +13,8 @@ EXPECTED_OPTIONS = {
     "index": ["SOURCE", "--collection", "--store", "--endpoint", "--workers", "--report"],
     "search": ["PHOTO", "--collection", "--store", "--endpoint", "--all-faces", "--threshold"],
     "invoke": ["--function", "--env-vars"],
+    "export": ["--collection", "--store", "--out"],
+    "import": ["--collection", "--store", "--in", "--engine"],
 }
 
 
