@@ -9,7 +9,7 @@ import pytest
 
 from facesearch.domain import BoundingBox, FaceRecord
 from facesearch.errors import ConflictException, InternalServerError
-from facesearch.protocol import model, shapes, wire
+from facesearch.protocol import model, responses, shapes, wire
 from facesearch.protocol.dispatch import OPERATIONS
 from facesearch.protocol.validate import violations
 
@@ -46,7 +46,7 @@ def test_from_wire_builds_nested_frozen_requests_with_defaults():
 
 def test_to_wire_uses_the_models_spelling_and_epoch_timestamps():
     created = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-    response = shapes.DescribeCollectionResponse(
+    response = responses.DescribeCollectionResponse(
         face_count=2,
         face_model_version="v-1.0",
         collection_arn="arn",
@@ -66,9 +66,9 @@ def test_to_wire_uses_the_models_spelling_and_epoch_timestamps():
 def test_to_wire_omits_none_and_empty_lists_the_model_forbids():
     face_id, image_id = "11111111-2222-4333-8444-555555555555", "22222222-2222-4333-8444-555555555555"
     face = FaceRecord(face_id, image_id, None, BOX, 99.0, "1.0")
-    response = shapes.SearchFacesResponse(
+    response = responses.SearchFacesResponse(
         searched_face_id=face.face_id,
-        face_matches=(shapes.FaceMatch(similarity=90.0, face=face),),
+        face_matches=(responses.FaceMatch(similarity=90.0, face=face),),
         face_model_version="1.0",
     )
     document = wire.to_wire(response, model.output_shape("SearchFaces"))
@@ -80,7 +80,7 @@ def test_to_wire_omits_none_and_empty_lists_the_model_forbids():
         "IndexFacesModelVersion": "1.0",
     }
     assert violations(model.output_shape("SearchFaces"), document) == []
-    deleted = wire.to_wire(shapes.DeleteFacesResponse((), ()), model.output_shape("DeleteFaces"))
+    deleted = wire.to_wire(responses.DeleteFacesResponse((), ()), model.output_shape("DeleteFaces"))
     assert deleted == {"UnsuccessfulFaceDeletions": []}
 
 
@@ -88,7 +88,7 @@ def test_to_wire_refuses_fields_the_shape_lacks():
     with pytest.raises(
         AssertionError, match=r"SourceFace\.bounding_box is not a member of CreateUserResponse"
     ):
-        wire.to_wire(shapes.SourceFace(bounding_box=BOX, confidence=1.0), model.output_shape("CreateUser"))
+        wire.to_wire(responses.SourceFace(bounding_box=BOX, confidence=1.0), model.output_shape("CreateUser"))
 
 
 def test_error_renderings():

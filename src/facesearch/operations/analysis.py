@@ -7,13 +7,15 @@ from facesearch.operations.common import NO_FACE_MESSAGE, face_detail, requested
 from facesearch.operations.images import load_image
 from facesearch.operations.quality import apply_quality_filter
 from facesearch.protocol.context import RequestContext
-from facesearch.protocol.shapes import (
+from facesearch.protocol.responses import (
     CompareFacesMatch,
-    CompareFacesRequest,
     CompareFacesResponse,
-    DetectFacesRequest,
     DetectFacesResponse,
     SourceFace,
+)
+from facesearch.protocol.shapes import (
+    CompareFacesRequest,
+    DetectFacesRequest,
 )
 from facesearch.telemetry import count, stage
 from facesearch.vision.pack import get_pack

@@ -5,16 +5,18 @@ from __future__ import annotations
 from facesearch.errors import ResourceNotFoundException, ServiceQuotaExceededException
 from facesearch.operations.tags import MAX_TAGS_PER_RESOURCE, check_tags
 from facesearch.protocol.context import RequestContext
+from facesearch.protocol.responses import (
+    CreateCollectionResponse,
+    DeleteCollectionResponse,
+    DescribeCollectionResponse,
+    ListCollectionsResponse,
+)
 from facesearch.protocol.shapes import (
     DEFAULT_PAGE_SIZE,
     CreateCollectionRequest,
-    CreateCollectionResponse,
     DeleteCollectionRequest,
-    DeleteCollectionResponse,
     DescribeCollectionRequest,
-    DescribeCollectionResponse,
     ListCollectionsRequest,
-    ListCollectionsResponse,
 )
 from facesearch.store import get_store
 from facesearch.vision.pack import get_pack

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from facesearch.protocol.shapes import AgeRange, BooleanValue, FaceDetail, GenderValue
+from facesearch.protocol.responses import (
+    AgeRange,
+    BooleanValue,
+    FaceDetail,
+    GenderValue,
+)
 from facesearch.store import CollectionView, get_store
 from facesearch.vision.attributes import MEASURED
 from facesearch.vision.faces import DetectedFace

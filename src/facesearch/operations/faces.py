@@ -19,22 +19,24 @@ from facesearch.operations.common import (
 from facesearch.operations.images import load_image
 from facesearch.operations.quality import apply_quality_filter
 from facesearch.protocol.context import RequestContext
-from facesearch.protocol.shapes import (
-    MAX_FACES_PER_IMAGE,
-    DeleteFacesRequest,
+from facesearch.protocol.responses import (
     DeleteFacesResponse,
     FaceMatch,
     IndexedFace,
-    IndexFacesRequest,
     IndexFacesResponse,
-    ListFacesRequest,
     ListFacesResponse,
-    SearchFacesByImageRequest,
     SearchFacesByImageResponse,
-    SearchFacesRequest,
     SearchFacesResponse,
     UnindexedFace,
     UnsuccessfulFaceItem,
+)
+from facesearch.protocol.shapes import (
+    MAX_FACES_PER_IMAGE,
+    DeleteFacesRequest,
+    IndexFacesRequest,
+    ListFacesRequest,
+    SearchFacesByImageRequest,
+    SearchFacesRequest,
 )
 from facesearch.store import get_store
 from facesearch.telemetry import count, stage

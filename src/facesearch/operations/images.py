@@ -6,7 +6,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from facesearch.aws import s3_client
 from facesearch.errors import AccessDeniedException, ImageTooLargeException, InvalidS3ObjectException
-from facesearch.protocol.shapes import ImageRef, S3ObjectRef
+from facesearch.protocol.shapes import (
+    ImageRef,
+    S3ObjectRef,
+)
 from facesearch.settings import ENV_ALLOWED_IMAGE_BUCKETS, get_settings
 
 # Rekognition's documented limit for images stored in S3 (Image.Bytes is limited by the model: 5 MiB).

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 from facesearch.errors import InvalidParameterException, ResourceNotFoundException
 from facesearch.protocol.context import RequestContext
-from facesearch.protocol.shapes import (
+from facesearch.protocol.responses import (
     EmptyResponse,
-    ListTagsForResourceRequest,
     ListTagsForResourceResponse,
+)
+from facesearch.protocol.shapes import (
+    ListTagsForResourceRequest,
     TagResourceRequest,
     UntagResourceRequest,
 )

@@ -10,29 +10,31 @@ from facesearch.operations.common import collection_pack, face_detail
 from facesearch.operations.images import load_image
 from facesearch.operations.quality import apply_quality_filter
 from facesearch.protocol.context import RequestContext
-from facesearch.protocol.shapes import (
-    DEFAULT_MAX_USERS,
-    AssociateFacesRequest,
+from facesearch.protocol.responses import (
     AssociateFacesResponse,
-    CreateUserRequest,
-    DeleteUserRequest,
-    DisassociateFacesRequest,
     DisassociateFacesResponse,
     EmptyResponse,
     FaceIdItem,
-    ListUsersRequest,
     ListUsersResponse,
     SearchedFaceDetails,
     SearchedFaceRef,
     SearchedUserRef,
-    SearchUsersByImageRequest,
     SearchUsersByImageResponse,
-    SearchUsersRequest,
     SearchUsersResponse,
     UnsearchedFace,
     UnsuccessfulFaceItem,
     UserMatchItem,
     UserSummary,
+)
+from facesearch.protocol.shapes import (
+    DEFAULT_MAX_USERS,
+    AssociateFacesRequest,
+    CreateUserRequest,
+    DeleteUserRequest,
+    DisassociateFacesRequest,
+    ListUsersRequest,
+    SearchUsersByImageRequest,
+    SearchUsersRequest,
 )
 from facesearch.store import get_store
 from facesearch.telemetry import count, stage

@@ -33,8 +33,9 @@ fails its checksum: the collection is refused cleanly rather than answered with 
 
 from __future__ import annotations
 
-from facesearch.store.core import CollectionStore, get_store, open_store
+from facesearch.store.core import CollectionStore
 from facesearch.store.errors import CorruptSegmentError, ManifestFormatError
+from facesearch.store.opening import get_store, open_store
 from facesearch.store.view import CollectionView
 
 __all__ = [

@@ -21,7 +21,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -41,15 +40,13 @@ from facesearch.errors import (
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
-from facesearch.lazy import once
-from facesearch.settings import DEFAULT_CACHE_MAX_BYTES, DEFAULT_ENGINE, get_settings
+from facesearch.settings import DEFAULT_ENGINE
 from facesearch.store import changes, compaction, keys, s3vectors, tokens
 from facesearch.store import segment as seg
-from facesearch.store.blobs import Blob, BlobStore, open_blob_store
+from facesearch.store.blobs import Blob, BlobStore
 from facesearch.store.cache import DiskCache
 from facesearch.store.errors import PreconditionFailed
 from facesearch.store.manifest import (
-    ENGINE_HNSW,
     ENGINE_S3VECTORS,
     ENGINES,
     IndexParams,
@@ -57,6 +54,7 @@ from facesearch.store.manifest import (
     SegmentRef,
 )
 from facesearch.store.memory import SegmentMemory
+from facesearch.store.s3vectors_view import S3VectorsView
 from facesearch.store.vectorindex import VectorIndexes
 from facesearch.store.view import CollectionView, Snapshot, check_max_results, collection_info
 
@@ -378,7 +376,7 @@ class CollectionStore:
 
     def _view_of(self, snapshot: Snapshot) -> CollectionView:
         if snapshot.manifest.engine == ENGINE_S3VECTORS:
-            return s3vectors.S3VectorsView(self.blobs, self.memory, snapshot, vectors=self.vectors)
+            return S3VectorsView(self.blobs, self.memory, snapshot, vectors=self.vectors)
         return CollectionView(self.blobs, self.memory, snapshot)
 
     def _exists(self, collection_id: str) -> bool:
@@ -400,52 +398,3 @@ class CollectionStore:
                     self._manifests.popitem(last=False)
             referenced = {ref.segment_id for s in self._manifests.values() for ref in s.manifest.segments}
         self.memory.retain(referenced)
-
-
-def open_store(
-    location: str,
-    cache_dir: Path | None = None,
-    *,
-    cache_max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
-    s3_client=None,
-    engine: str = DEFAULT_ENGINE,
-    engine_overrides: Sequence[tuple[str, str]] = (),
-    vector_bucket: str | None = None,
-    s3vectors_client=None,
-) -> CollectionStore:
-    """A new, uncached store on ``location`` (``s3://bucket/prefix`` or a folder), for tests and benchmarks.
-
-    ``cache_dir`` defaults to the settings' cache folder; segments are cached there under names that
-    include a hash of the location, so stores never mix their files. ``engine`` is the engine of new
-    collections (``engine_overrides``: (CollectionId glob, engine) pairs, first match wins); the
-    s3vectors engine needs an S3 location and ``vector_bucket`` (a folder store is hnsw only).
-    """
-    blobs = open_blob_store(location, s3_client=s3_client)
-    vectors = None
-    if vector_bucket and location.startswith("s3://"):
-        from facesearch.aws import s3vectors_client as get_s3vectors_client
-
-        vectors = VectorIndexes(s3vectors_client or get_s3vectors_client(), vector_bucket)
-    if not location.startswith("s3://"):
-        engine, engine_overrides = ENGINE_HNSW, ()
-    return CollectionStore(
-        blobs,
-        DiskCache(cache_dir or get_settings().cache_dir, cache_max_bytes),
-        vectors=vectors,
-        engine=engine,
-        engine_overrides=engine_overrides,
-    )
-
-
-@once
-def get_store() -> CollectionStore:
-    """The container's store, from ``get_settings().store`` and its cache settings; created once."""
-    settings = get_settings()
-    return open_store(
-        settings.store,
-        settings.cache_dir,
-        cache_max_bytes=settings.cache_max_bytes,
-        engine=settings.engine,
-        engine_overrides=settings.engine_overrides,
-        vector_bucket=settings.vector_bucket,
-    )
