@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MODELS_DIR ?= build/models
 
-.PHONY: setup models demo test reliability lint clean sam-lint sam-build sam-check sam-check-all sam-docker sam-local browser-deps
+.PHONY: setup models demo test reliability conformance-s3vectors lint clean sam-lint sam-build sam-check sam-check-all sam-docker sam-local browser-deps
 
 # SAM CLI lives in its own venv: its pinned dependencies would fight the project's boto3/moto.
 SAM_VENV ?= build/sam-venv
@@ -52,6 +52,11 @@ test: models lint
 
 # The reliability suite (tests/reliability: fuzzing, raw HTTP, two processes, kill -9, S3 faults), ~6 min;
 # CI runs it once, after `make test`. Its figures land in build/reliability/report.json.
+# The conformance suite again, with the handler's collections on the S3 Vectors engine (moto; QueryVectors from
+# tests/support/s3vectors_query.py). CI runs it once.
+conformance-s3vectors: models
+	FACESEARCH_ENGINE=s3vectors $(BIN)/python -m pytest tests/conformance -q
+
 reliability: models
 	rm -f build/reliability/report.json
 	$(BIN)/python -m pytest tests/reliability -m reliability -q

@@ -1,17 +1,21 @@
-"""Helpers the operations share: a collection's pinned model pack, face details, requested attributes."""
+"""Helpers the operations share: a collection's model pack, its image analysed, face details, attributes."""
 
 from __future__ import annotations
 
+from facesearch.operations.images import load_image
 from facesearch.protocol.responses import (
     AgeRange,
     BooleanValue,
     FaceDetail,
     GenderValue,
 )
+from facesearch.protocol.shapes import ImageRef
 from facesearch.store import CollectionView, get_store
+from facesearch.telemetry import stage
 from facesearch.vision.attributes import MEASURED
-from facesearch.vision.faces import DetectedFace
+from facesearch.vision.faces import DetectedFace, ImageAnalysis
 from facesearch.vision.pack import ModelPack, get_pack
+from facesearch.vision.pipeline import analyze
 
 NO_FACE_MESSAGE = "There are no faces in the image. Should be at least 1."
 FACE_NOT_FOUND_MESSAGE = "faceId was not found in the collection."
@@ -27,6 +31,22 @@ def collection_pack(collection_id: str) -> tuple[CollectionView, ModelPack]:
     """
     view = get_store().view(collection_id)
     return view, get_pack(view.info.face_model_version)
+
+
+def analyze_image(
+    image: ImageRef,
+    pack: ModelPack,
+    *,
+    max_faces: int | None = None,
+    attributes: frozenset[str] = frozenset(),
+) -> ImageAnalysis:
+    """Load the request's image (Bytes or S3Object) and analyse it with the collection's model pack."""
+    with stage("LoadImage"):
+        data = load_image(image)
+    with stage("Analyze"):
+        return analyze(
+            data, max_faces=max_faces, face_model_version=pack.face_model_version, attributes=attributes
+        )
 
 
 def requested_attributes(attributes: tuple[str, ...]) -> frozenset[str]:

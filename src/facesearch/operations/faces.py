@@ -12,11 +12,11 @@ from facesearch.operations.collections import page_size
 from facesearch.operations.common import (
     FACE_NOT_FOUND_MESSAGE,
     NO_FACE_MESSAGE,
+    analyze_image,
     collection_pack,
     face_detail,
     requested_attributes,
 )
-from facesearch.operations.images import load_image
 from facesearch.operations.quality import apply_quality_filter
 from facesearch.protocol.context import RequestContext
 from facesearch.protocol.responses import (
@@ -41,7 +41,6 @@ from facesearch.protocol.shapes import (
 from facesearch.store import get_store
 from facesearch.telemetry import count, stage
 from facesearch.vision.pack import ModelPack
-from facesearch.vision.pipeline import analyze
 
 
 def _matches(pack: ModelPack, hits: list[tuple[FaceRecord, float]]) -> tuple[FaceMatch, ...]:
@@ -55,10 +54,7 @@ def index_faces(request: IndexFacesRequest, context: RequestContext) -> IndexFac
     """Detect, filter and embed up to 100 faces of the image and add them as one segment."""
     attributes = requested_attributes(request.detection_attributes)
     view, pack = collection_pack(request.collection_id)
-    with stage("LoadImage"):
-        data = load_image(request.image)
-    with stage("Analyze"):
-        analysis = analyze(data, face_model_version=pack.face_model_version, attributes=attributes)
+    analysis = analyze_image(request.image, pack, attributes=attributes)
     limit = min(request.max_faces or MAX_FACES_PER_IMAGE, MAX_FACES_PER_IMAGE)
     kept, filtered = apply_quality_filter(list(analysis.faces), request.quality_filter, limit)
     image_id = str(uuid.uuid4())
@@ -96,10 +92,7 @@ def search_faces_by_image(
 ) -> SearchFacesByImageResponse:
     """Search the collection with the image's largest face (InvalidParameterException if there is none)."""
     view, pack = collection_pack(request.collection_id)
-    with stage("LoadImage"):
-        data = load_image(request.image)
-    with stage("Analyze"):
-        analysis = analyze(data, max_faces=1, face_model_version=pack.face_model_version)
+    analysis = analyze_image(request.image, pack, max_faces=1)
     if not analysis.faces:
         raise InvalidParameterException(NO_FACE_MESSAGE)
     face = analysis.faces[0]

@@ -6,8 +6,7 @@ from typing import cast
 
 from facesearch.domain import UnsuccessfulFace, UserMatch
 from facesearch.errors import InvalidParameterException
-from facesearch.operations.common import collection_pack, face_detail
-from facesearch.operations.images import load_image
+from facesearch.operations.common import analyze_image, collection_pack, face_detail
 from facesearch.operations.quality import apply_quality_filter
 from facesearch.protocol.context import RequestContext
 from facesearch.protocol.responses import (
@@ -39,7 +38,6 @@ from facesearch.protocol.shapes import (
 from facesearch.store import get_store
 from facesearch.telemetry import count, stage
 from facesearch.vision.pack import ModelPack
-from facesearch.vision.pipeline import analyze
 
 NOT_LARGEST = "FACE_NOT_LARGEST"
 
@@ -156,10 +154,7 @@ def search_users_by_image(
 ) -> SearchUsersByImageResponse:
     """Users matching the image's largest face; no face at all is an empty answer, as in Rekognition."""
     view, pack = collection_pack(request.collection_id)
-    with stage("LoadImage"):
-        data = load_image(request.image)
-    with stage("Analyze"):
-        analysis = analyze(data, face_model_version=pack.face_model_version)
+    analysis = analyze_image(request.image, pack)
     if not analysis.faces:
         return SearchUsersByImageResponse(
             user_matches=(), face_model_version=view.info.face_model_version, unsearched_faces=()

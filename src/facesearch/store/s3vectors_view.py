@@ -19,7 +19,7 @@ from facesearch.domain import BoundingBox, FaceRecord, Page, UserMatch
 from facesearch.errors import InternalServerError, ResourceNotFoundException
 from facesearch.store import changes, tokens
 from facesearch.store.vectorindex import QUERY_TOP_K_MAX, IndexGone, Neighbour, VectorIndexes
-from facesearch.store.view import CollectionView, check_max_results
+from facesearch.store.view import CollectionView, check_max_results, face_not_found
 
 
 class HasVectors(Protocol):
@@ -136,9 +136,7 @@ class S3VectorsView(CollectionView):
         for i, face_id in enumerate(face_ids):
             stored = found.get(face_id)
             if stored is None or stored.data is None or face_id in manifest.tombstones:
-                raise ResourceNotFoundException(
-                    f"The face id: {face_id} does not exist in the collection {manifest.collection_id}"
-                )
+                raise face_not_found(manifest.collection_id, face_id)
             out[i] = stored.data
         return out
 

@@ -53,7 +53,7 @@ def collection_info(manifest: Manifest) -> CollectionInfo:
     )
 
 
-def _face_not_found(collection_id: str, face_id: str) -> ResourceNotFoundException:
+def face_not_found(collection_id: str, face_id: str) -> ResourceNotFoundException:
     return ResourceNotFoundException(
         f"The face id: {face_id} does not exist in the collection {collection_id}"
     )
@@ -115,7 +115,7 @@ class CollectionView:
         for i, face_id in enumerate(face_ids):
             found = self._locate(face_id) if face_id not in manifest.tombstones else None
             if found is None:
-                raise _face_not_found(manifest.collection_id, face_id)
+                raise face_not_found(manifest.collection_id, face_id)
             out[i] = self._segment(found[0].ref, graph=True).vectors([found[1]])[0]
         return out
 
@@ -247,7 +247,7 @@ class CollectionView:
     def _record(self, face_id: str, user_of: dict[str, str]) -> FaceRecord:
         found = self._locate(face_id)
         if found is None:
-            raise _face_not_found(self.manifest.collection_id, face_id)
+            raise face_not_found(self.manifest.collection_id, face_id)
         loaded, row = found
         return _with_user(loaded.records[row], user_of)
 
