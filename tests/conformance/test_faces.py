@@ -66,8 +66,19 @@ def test_index_faces_quality_filter_high_filters_with_reasons(rekognition, colle
     )
     assert len(strict["FaceRecords"]) + len(strict["UnindexedFaces"]) == len(everything["FaceRecords"])
     assert everything["UnindexedFaces"] == []
+    # sample2 has three faces, two of them turned away: HIGH must really filter (a test that passed with
+    # nothing filtered proved nothing), and keep the frontal one.
+    assert len(strict["FaceRecords"]) >= 1 and len(strict["UnindexedFaces"]) >= 1
     for face in strict["UnindexedFaces"]:
         assert face["Reasons"] and "EXCEEDS_MAX_FACES" not in face["Reasons"]
+        assert set(face["Reasons"]) <= {
+            "EXTREME_POSE",
+            "LOW_BRIGHTNESS",
+            "LOW_SHARPNESS",
+            "LOW_CONFIDENCE",
+            "SMALL_BOUNDING_BOX",
+            "LOW_FACE_QUALITY",
+        }
 
 
 def test_index_faces_no_face_indexes_nothing(rekognition, collection, blank_jpeg):
