@@ -190,10 +190,10 @@ def fresh_collection(counter: Counter) -> str:
 @pytest.fixture
 def memo_analysis(monkeypatch):
     """The vision pipeline's answer for an image computed once: what is under test is the store."""
-    from facesearch.operations import faces
+    from facesearch.operations import common
 
     memo: dict = {}
-    real = faces.analyze
+    real = common.analyze
 
     def analyze(image: bytes, **kwargs):
         key = (hash(image), tuple(sorted(kwargs.items())))
@@ -201,7 +201,7 @@ def memo_analysis(monkeypatch):
             memo[key] = real(image, **kwargs)
         return memo[key]
 
-    monkeypatch.setattr(faces, "analyze", analyze)
+    monkeypatch.setattr(common, "analyze", analyze)
 
 
 def test_s3_faults_at_every_step(world, proxy, small_face, memo_analysis, report):
