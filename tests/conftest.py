@@ -18,6 +18,7 @@ from moto.server import ThreadedMotoServer
 
 from facesearch import lazy
 from facesearch.settings import ENV_FACEDATA_DIR, REPO_ROOT
+from tests.support import s3vectors_query
 from tests.support.moto_atomic import make_conditional_puts_atomic
 
 FACEDATA_DIR = Path(os.environ.get(ENV_FACEDATA_DIR) or REPO_ROOT.parent / "shared" / "facedata" / "dev")
@@ -102,3 +103,13 @@ def store_location(request, tmp_path) -> str:
         return str(tmp_path / "store")
     bucket = request.getfixturevalue("s3_bucket")
     return f"s3://{bucket}/facesearch"
+
+
+@pytest.fixture
+def vector_bucket(s3_env, monkeypatch) -> str:
+    """A fresh S3 Vectors bucket on the moto server (QueryVectors from tests/support/s3vectors_query.py)."""
+    s3vectors_query.install()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3VECTORS", s3_env)
+    name = f"vectors-{uuid.uuid4().hex[:16]}"
+    boto3.client("s3vectors").create_vector_bucket(vectorBucketName=name)
+    return name

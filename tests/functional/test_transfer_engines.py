@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import boto3
 import numpy as np
@@ -13,18 +12,8 @@ from facesearch.devtools import cli
 from facesearch.errors import InvalidParameterException, ResourceNotFoundException
 from facesearch.store import open_store, transfer
 from tests.functional.store_fixtures import MODEL, make_faces
-from tests.support import s3vectors_query
 
 DIM = 16
-
-
-@pytest.fixture
-def vector_bucket(s3_env, monkeypatch) -> str:
-    s3vectors_query.install()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3VECTORS", s3_env)
-    name = f"vectors-{uuid.uuid4().hex[:16]}"
-    boto3.client("s3vectors").create_vector_bucket(vectorBucketName=name)
-    return name
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from typing import Protocol
 
 import numpy as np
 
-from facesearch.domain import BoundingBox, FaceRecord, Page, UserMatch
+from facesearch.domain import BoundingBox, FaceRecord, UserMatch
 from facesearch.errors import InternalServerError, ResourceNotFoundException
-from facesearch.store import changes, tokens
+from facesearch.store import changes
 from facesearch.store.vectorindex import QUERY_TOP_K_MAX, IndexGone, Neighbour, VectorIndexes
-from facesearch.store.view import CollectionView, check_max_results, face_not_found
+from facesearch.store.view import CollectionView, face_not_found
 
 
 class HasVectors(Protocol):
@@ -140,47 +140,30 @@ class S3VectorsView(CollectionView):
             out[i] = stored.data
         return out
 
-    def list_faces(
-        self,
-        *,
-        max_results: int,
-        next_token: str | None = None,
-        user_id: str | None = None,
-        face_ids: Sequence[str] | None = None,
-    ) -> Page[FaceRecord]:
-        """As CollectionView.list_faces (sorted by FaceId, same tokens); all keys via ListVectors."""
-        check_max_results(max_results)
+    def _listable(self, user_id: str | None, face_ids: Sequence[str] | None) -> list[str]:
+        """As CollectionView's (sorted by FaceId, same tokens); every key of the index via ListVectors."""
         manifest = self.manifest
-        scope = tokens.scope_of(
-            "faces", self.blobs.location, manifest.collection_id, user_id, sorted(face_ids or [])
-        )
-        if user_id is not None or face_ids is not None:
-            candidates = sorted(manifest.users.get(user_id, ())) if user_id is not None else None
-            if face_ids is not None:
-                allowed = set(face_ids)
-                base = candidates if candidates is not None else sorted(allowed)
-                candidates = [face_id for face_id in base if face_id in allowed]
-            assert candidates is not None
-            self.prefetch(candidates)
-            candidates = [face_id for face_id in candidates if self.is_live(face_id)]
-        else:
+        if user_id is None and face_ids is None:
             try:
                 keys = indexes(self).keys(self.index)
-                candidates = sorted(key for key in keys if key not in manifest.tombstones)
             except IndexGone as error:
                 raise gone(manifest.collection_id) from error
-        start = tokens.resume_index(candidates, tokens.decode(next_token, "f", scope)) if next_token else 0
-        chosen = candidates[start : start + max_results]
+            return sorted(key for key in keys if key not in manifest.tombstones)
+        candidates = (
+            sorted(manifest.users.get(user_id, ())) if user_id is not None else sorted(set(face_ids or ()))
+        )
+        if face_ids is not None:
+            allowed = set(face_ids)
+            candidates = [face_id for face_id in candidates if face_id in allowed]
+        self.prefetch(candidates)
+        return [face_id for face_id in candidates if self.is_live(face_id)]
+
+    def _records(self, chosen: list[str], user_of: dict[str, str]) -> tuple[FaceRecord, ...]:
         self.prefetch(chosen)
-        user_of = manifest.user_of()
-        items = tuple(
+        return tuple(
             record_of(face_id, meta, user_of)
             for face_id in chosen
             if (meta := self.fetched.get(face_id)) is not None
-        )
-        more = start + max_results < len(candidates)
-        return Page(
-            items=items, next_token=tokens.encode("f", scope, chosen[-1]) if more and chosen else None
         )
 
     def export_faces(self) -> Iterator[tuple[FaceRecord, np.ndarray]]:

@@ -127,26 +127,38 @@ class CollectionView:
         user_id: str | None = None,
         face_ids: Sequence[str] | None = None,
     ) -> Page[FaceRecord]:
-        """Live faces sorted by face id, optionally only those of ``user_id`` and/or among ``face_ids``."""
+        """Live faces sorted by face id, optionally only those of ``user_id`` and/or among ``face_ids``.
+
+        Tokens mean "after this FaceId", so pages stay stable while other writers add or delete; both engines
+        page the same way and differ only in ``_listable`` and ``_records``.
+        """
         check_max_results(max_results)
         manifest = self.manifest
         scope = tokens.scope_of(
             "faces", self.blobs.location, manifest.collection_id, user_id, sorted(face_ids or [])
         )
+        candidates = self._listable(user_id, face_ids)
+        start = tokens.resume_index(candidates, tokens.decode(next_token, "f", scope)) if next_token else 0
+        chosen = candidates[start : start + max_results]
+        items = self._records(chosen, manifest.user_of())
+        more = start + max_results < len(candidates)
+        return Page(
+            items=items, next_token=tokens.encode("f", scope, chosen[-1]) if more and chosen else None
+        )
+
+    def _listable(self, user_id: str | None, face_ids: Sequence[str] | None) -> list[str]:
+        """The sorted live FaceIds ListFaces pages through."""
+        manifest = self.manifest
         candidates = self._live_sorted() if user_id is None else sorted(manifest.users.get(user_id, ()))
         if face_ids is not None:
             allowed = set(face_ids)
             candidates = [face_id for face_id in candidates if face_id in allowed]
         if face_ids is not None or user_id is not None:
             candidates = [face_id for face_id in candidates if self.is_live(face_id)]
-        start = tokens.resume_index(candidates, tokens.decode(next_token, "f", scope)) if next_token else 0
-        chosen = candidates[start : start + max_results]
-        user_of = manifest.user_of()
-        items = tuple(self._record(face_id, user_of) for face_id in chosen)
-        more = start + max_results < len(candidates)
-        return Page(
-            items=items, next_token=tokens.encode("f", scope, chosen[-1]) if more and chosen else None
-        )
+        return candidates
+
+    def _records(self, chosen: list[str], user_of: dict[str, str]) -> tuple[FaceRecord, ...]:
+        return tuple(self._record(face_id, user_of) for face_id in chosen)
 
     def search(
         self, vector: np.ndarray, *, k: int, min_cosine: float = -1.0, face_model_version: str | None = None
