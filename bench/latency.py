@@ -7,7 +7,8 @@ and LANCZOS-resized to 640x480 and 1920x1080, re-encoded as JPEG q95. Stages of 
 (what SearchFacesByImage runs): decode (every decode the steps asked for, at their scales), detect (whole
 image; tiles only if it found no large face), landmarks, align, embed. ``reference`` is the pre-change
 path on the same photo in the same run: one full-size decode, every step on the full-size image, and
-the embedder session at ONNX Runtime's default optimisation level (ENABLE_ALL).
+the package's embedder graph as it ships (no rewrites: dead channels' denormal weights and PRelu kept;
+the fp32 original, which computes what the int8-weight-only pack did, its weights dequantized at load).
 The all-faces path (IndexFaces/DetectFaces) always runs the small-face tiles; its detect cost is
 reported separately as the tiling cost.
 
@@ -36,7 +37,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 
 from facesearch.devtools import registry
@@ -49,6 +49,8 @@ from facesearch.vision.pipeline import FacePipeline, analyze, plan_tiles
 PHOTO = "package/demo/sample1.jpg"
 SIZES = {"640x480": (640, 480), "1920x1080": (1920, 1080)}
 JPEG_QUALITY = 95
+# The untouched fp32 originals, kept by layers/models/build_pack.py in its cache.
+FP32_PACK = REPO_ROOT / "build" / "cache" / "packs-fp32" / "faceplugin-fr-fp32-1.0"
 PEER_PYTHON = REPO_ROOT / "build" / "peer-venv" / "bin" / "python"
 # Every library below the peer and ours gets one thread, as in a 1-vCPU Lambda.
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -105,8 +107,8 @@ def largest(boxes: np.ndarray) -> np.ndarray:
 
 
 def reference_embedder(pack: ModelPack, threads: int) -> Embedder:
-    """The embedder as it was before issue 14: a session at ONNX Runtime's default optimisation level."""
-    return Embedder(pack.embed_file, pack.embed, threads, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    """The embedder as it was before issue 14: the package's graph, unrewritten (its fp32 original)."""
+    return Embedder(ModelPack.load(FP32_PACK).embed_file, pack.embed, threads)
 
 
 def stages(pipeline: FacePipeline, data: bytes, reference: Embedder | None = None) -> dict[str, float]:

