@@ -186,24 +186,22 @@ def mouth_report(rows: list[dict]) -> dict:
     fit, held = decided[: len(decided) // 2], decided[len(decided) // 2 :]
     threshold = fit_threshold([(r["ratio"], r["mouth_open"]) for r in fit])
 
-    def scored(half: list[dict], key: str) -> dict:
-        return score([(r["mouth_open"], r[key]) for r in half])
+    def fitted(half: list[dict]) -> dict:
+        return score([(r["mouth_open"], r["ratio"] > threshold) for r in half])
 
-    for r in decided:
-        r["fitted_answer"] = r["ratio"] > threshold
-    sure = [r for r in held if r["answer"].confidence >= 75]
+    def shipped(half: list[dict]) -> dict:
+        return score([(r["mouth_open"], r["answer"].value) for r in half])
+
     return {
         "decidable": len(decided),
         "unclear": len(rows) - len(decided),
         "threshold_fitted_on_half": round(threshold, 4),
-        "fitted_threshold": {
-            "fit_half": scored(fit, "fitted_answer"),
-            "held_out": scored(held, "fitted_answer"),
-        },
+        "fitted_threshold": {"fit_half": fitted(fit), "held_out": fitted(held)},
         f"shipped_threshold {MOUTH_OPEN_THRESHOLD}": {
-            "fit_half": score([(r["mouth_open"], r["answer"].value) for r in fit]),
-            "held_out": score([(r["mouth_open"], r["answer"].value) for r in held]),
-            "held_out_confidence_ge_75": score([(r["mouth_open"], r["answer"].value) for r in sure]),
+            "fit_half": shipped(fit),
+            "held_out": shipped(held),
+            "held_out_confidence_ge_75": shipped([r for r in held if r["answer"].confidence >= 75]),
+            "held_out_confidence_lt_75": shipped([r for r in held if r["answer"].confidence < 75]),
         },
     }
 
