@@ -5,16 +5,20 @@
 Sets: the dev face set's per-identity ``labels.gender`` (largest face of each photo) and hand labels of
 EyesOpen for 48 of its photos (bench/labels/dev_eyes.json), and the hand labels of the 22 faces of the
 face-api demo photos (bench/labels/demo_faces.json: Gender, EyesOpen, MouthOpen).
-Per attribute: accuracy of the binary ones, and for AgeRange the range widths (no age labels exist here,
-so neither MAE nor the share of true ages inside AgeRange can be measured). Cost: milliseconds per face of
-ALL over DEFAULT, and DetectFaces' analysis of a mosaic of all six demo photos, DEFAULT and ALL.
+Per attribute: accuracy of the binary ones; for AgeRange against the apparent ages labelled by eye on all dev
+photos (bench/labels/dev_age.json), the midpoint's MAE, the share of labels inside [Low, High] and the mean
+width, beside a constant range of that width on the labels' median; for MouthOpen (bench/labels/
+dev_mouth.json), the threshold fitted on a seeded half and the accuracy on the other half. Cost: milliseconds
+per face of ALL over DEFAULT, and DetectFaces' analysis of a mosaic of all six demo photos, DEFAULT and ALL.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
+import random
 import statistics
 import sys
 import time
@@ -24,13 +28,19 @@ import numpy as np
 from PIL import Image
 
 from facesearch.devtools import registry
-from facesearch.settings import REPO_ROOT
-from facesearch.vision.attributes import MEASURED
+from facesearch.settings import REPO_ROOT, get_settings
+from facesearch.vision.attributes import AGE_RANGE, MEASURED, MOUTH_OPEN
+from facesearch.vision.decode import Picture
 from facesearch.vision.faces import DetectedFace
-from facesearch.vision.pipeline import analyze
+from facesearch.vision.mouth import MOUTH_OPEN_THRESHOLD, mouth_gap_ratio
+from facesearch.vision.pipeline import analyze, get_pipeline
 
 DEMO_LABELS = REPO_ROOT / "bench" / "labels" / "demo_faces.json"
 DEV_EYE_LABELS = REPO_ROOT / "bench" / "labels" / "dev_eyes.json"
+DEV_AGE_LABELS = REPO_ROOT / "bench" / "labels" / "dev_age.json"
+DEV_MOUTH_LABELS = REPO_ROOT / "bench" / "labels" / "dev_mouth.json"
+# The seed of the split of the mouth labels into the half the threshold is fitted on and the held-out half.
+MOUTH_SPLIT_SEED = 0
 DEMO_MEMBERS = [f"package/demo/sample{i}.jpg" for i in range(1, 7)]
 # A detected face is the labelled one when their box centres are this close (image ratios).
 MATCH_DISTANCE = 0.05
@@ -38,6 +48,7 @@ MATCH_DISTANCE = 0.05
 BINARY = {
     "gender": lambda a: a.gender[0] if a.gender else None,
     "eyes_open": lambda a: a.eyes_open.value if a.eyes_open else None,
+    "mouth_open": lambda a: a.mouth_open.value if a.mouth_open else None,
 }
 
 
@@ -108,7 +119,126 @@ def dev_set(manifest_path: Path) -> dict:
         "gender": score(pairs),
         "eyes_open (hand labels of 48 photos)": score(eye_pairs),
         "age_range_width": {"median": statistics.median(widths), "max": max(widths)},
-        "age": "no age labels in this set: MAE and AgeRange coverage not measurable",
+        "age": "against labels by eye: see dev_labels_by_eye",
+    }
+
+
+# --- AgeRange and MouthOpen against the by-eye labels of all dev photos (bench/labels/dev_age.json,
+# dev_mouth.json) ---------------------------------------------------------------------------------------
+
+
+def largest_face_points(data: bytes) -> np.ndarray | None:
+    """The 68 landmarks of the face analyze(max_faces=1) answers (the largest box), in image pixels."""
+    pipeline = get_pipeline()
+    picture = Picture(data, get_settings().max_image_pixels)
+    boxes, _ = pipeline.detect(picture, True, enough=1)
+    if not len(boxes):
+        return None
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return pipeline.locate(picture, boxes[int(np.argsort(-areas, kind="stable")[0])])
+
+
+def age_scores(triples: list[tuple[int, int, int, int]]) -> dict:
+    """(label, label's +-, Low, High) -> MAE of the range's midpoint, share of labels inside, mean width."""
+    labels = np.array([t[0] for t in triples], dtype=float)
+    own = np.array([t[1] for t in triples], dtype=float)
+    low = np.array([t[2] for t in triples], dtype=float)
+    high = np.array([t[3] for t in triples], dtype=float)
+    middle = (low + high) / 2
+    return {
+        "n": len(triples),
+        "midpoint_mae": round(float(np.mean(np.abs(middle - labels))), 2),
+        "midpoint_bias": round(float(np.mean(middle - labels)), 2),
+        "label_inside": round(float(np.mean((low <= labels) & (labels <= high))), 4),
+        "label_range_overlaps": round(float(np.mean((low <= labels + own) & (labels - own <= high))), 4),
+        "mean_width": round(float(np.mean(high - low)), 2),
+    }
+
+
+def age_report(rows: list[dict]) -> dict:
+    """The model's AgeRange against the labels, and a constant range of its mean width on their median."""
+    triples = [(r["age"], r["plus_minus"], *r["age_range"]) for r in rows]
+    model = age_scores(triples)
+    median, half = statistics.median(t[0] for t in triples), model["mean_width"] / 2
+    baseline = [(t[0], t[1], median - half, median + half) for t in triples]
+    return {
+        "model": model,
+        f"constant [{median - half:g}, {median + half:g}]": age_scores(baseline),
+        "labels": "apparent age by eye (one labeller; expect ~5 years of error of their own)",
+    }
+
+
+def fit_threshold(pairs: list[tuple[float, bool]]) -> float:
+    """The threshold (ratio > threshold = open) with the most right on ``pairs``: the middle of the best
+    candidates among midpoints between neighbouring ratios."""
+    ratios = sorted({ratio for ratio, _ in pairs})
+    candidates = [(a + b) / 2 for a, b in itertools.pairwise(ratios)]
+    right = [sum((ratio > t) == label for ratio, label in pairs) for t in candidates]
+    best = [t for t, r in zip(candidates, right, strict=True) if r == max(right)]
+    return best[len(best) // 2]
+
+
+def mouth_report(rows: list[dict]) -> dict:
+    """Threshold fitted on a seeded half of the decidable labels, accuracy on the other half; the shipped
+    constant's answers (through analyze) scored on the same halves."""
+    decided = sorted((r for r in rows if r["mouth_open"] is not None), key=lambda r: r["path"])
+    random.Random(MOUTH_SPLIT_SEED).shuffle(decided)
+    fit, held = decided[: len(decided) // 2], decided[len(decided) // 2 :]
+    threshold = fit_threshold([(r["ratio"], r["mouth_open"]) for r in fit])
+
+    def fitted(half: list[dict]) -> dict:
+        return score([(r["mouth_open"], r["ratio"] > threshold) for r in half])
+
+    def shipped(half: list[dict]) -> dict:
+        return score([(r["mouth_open"], r["answer"].value) for r in half])
+
+    return {
+        "decidable": len(decided),
+        "unclear": len(rows) - len(decided),
+        "threshold_fitted_on_half": round(threshold, 4),
+        "fitted_threshold": {"fit_half": fitted(fit), "held_out": fitted(held)},
+        f"shipped_threshold {MOUTH_OPEN_THRESHOLD}": {
+            "fit_half": shipped(fit),
+            "held_out": shipped(held),
+            "held_out_confidence_ge_75": shipped([r for r in held if r["answer"].confidence >= 75]),
+            "held_out_confidence_lt_75": shipped([r for r in held if r["answer"].confidence < 75]),
+        },
+    }
+
+
+def labelled_dev(manifest_path: Path) -> dict:
+    """AgeRange and MouthOpen of the largest face of every labelled dev photo, against the labels."""
+    ages = json.loads(DEV_AGE_LABELS.read_text())["ages"]
+    mouths = json.loads(DEV_MOUTH_LABELS.read_text())["mouth_open"]
+    wanted = frozenset({AGE_RANGE, MOUTH_OPEN})
+    rows, no_face = [], 0
+    for path in sorted(ages):
+        data = (manifest_path.parent / path).read_bytes()
+        faces = analyze(data, embed=False, max_faces=1, attributes=wanted).faces
+        points = largest_face_points(data)
+        if not faces or points is None:
+            no_face += 1
+            continue
+        measured = faces[0].attributes
+        rows.append(
+            {
+                "path": path,
+                **ages[path],
+                "age_range": measured.age_range,
+                "mouth_open": mouths[path],
+                "answer": measured.mouth_open,
+                "ratio": mouth_gap_ratio(points),
+            }
+        )
+    # The service's answer is the geometry at the shipped threshold: a mismatch means the bench reads
+    # another face than the service answers.
+    mismatched = sum(r["answer"].value != (r["ratio"] > MOUTH_OPEN_THRESHOLD) for r in rows)
+    return {
+        "photos": len(ages),
+        "no_face": no_face,
+        "answer_geometry_mismatches": mismatched,
+        "age_range": age_report(rows),
+        "mouth_open": mouth_report(rows),
     }
 
 
@@ -158,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.manifest:
         result["dev_set"] = dev_set(args.manifest)
         print(f"dev set: {result['dev_set']}", file=sys.stderr)
+        result["dev_labels_by_eye"] = labelled_dev(args.manifest)
+        print(f"dev set, labels by eye: {result['dev_labels_by_eye']}", file=sys.stderr)
     result["cost"] = cost(args.cache, args.repeat)
     print(f"cost: {result['cost']}", file=sys.stderr)
     print(json.dumps(result))

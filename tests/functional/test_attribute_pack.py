@@ -60,3 +60,15 @@ def test_a_tampered_attribute_model_is_refused(model_pack, tmp_path, monkeypatch
     with pytest.raises(InternalServerError) as error:
         dispatch("DetectFaces", {"Image": {"Bytes": photo}, "Attributes": ["ALL"]}, CONTEXT)
     assert "sha256" in error.value.message
+
+
+def test_mouth_open_needs_no_attribute_pack(face_pack_only, photo):
+    """MouthOpen is landmark geometry: answered from the face pack alone, the attribute pack never loaded."""
+    details = dispatch("DetectFaces", {"Image": {"Bytes": photo}, "Attributes": ["MOUTH_OPEN"]}, CONTEXT)[
+        "FaceDetails"
+    ]
+    assert len(details) == 3
+    assert all(
+        set(d) == {"BoundingBox", "Confidence", "Landmarks", "Pose", "Quality", "MouthOpen"} for d in details
+    )
+    assert all(isinstance(d["MouthOpen"]["Value"], bool) for d in details)

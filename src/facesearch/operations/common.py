@@ -13,7 +13,7 @@ from facesearch.protocol.shapes import ImageRef
 from facesearch.store import CollectionView, get_store
 from facesearch.telemetry import stage
 from facesearch.vision.attributes import MEASURED
-from facesearch.vision.faces import DetectedFace, ImageAnalysis
+from facesearch.vision.faces import BinaryAttribute, DetectedFace, ImageAnalysis
 from facesearch.vision.pack import ModelPack, get_pack
 from facesearch.vision.pipeline import analyze
 
@@ -75,4 +75,9 @@ def face_detail(face: DetectedFace) -> FaceDetail:
         age_range=AgeRange(low=age[0], high=age[1]) if age else None,
         gender=GenderValue(value=gender[0], confidence=gender[1]) if gender else None,
         eyes_open=BooleanValue(value=eyes.value, confidence=eyes.confidence) if eyes else None,
+        mouth_open=_boolean(measured.mouth_open if measured else None),
     )
+
+
+def _boolean(attribute: BinaryAttribute | None) -> BooleanValue | None:
+    return BooleanValue(value=attribute.value, confidence=attribute.confidence) if attribute else None

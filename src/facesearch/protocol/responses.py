@@ -44,6 +44,7 @@ class FaceDetail:
     age_range: AgeRange | None = None
     gender: GenderValue | None = None
     eyes_open: BooleanValue | None = None
+    mouth_open: BooleanValue | None = None
 
 
 @dataclass(frozen=True)

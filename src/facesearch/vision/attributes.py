@@ -19,7 +19,7 @@ from PIL import Image
 from facesearch import errors
 from facesearch.lazy import once
 from facesearch.settings import get_settings
-from facesearch.vision import align
+from facesearch.vision import align, mouth
 from facesearch.vision.faces import BinaryAttribute, FaceAttributes
 from facesearch.vision.models import create_session
 from facesearch.vision.pack import sha256_file
@@ -28,7 +28,8 @@ ATTRIBUTES_MANIFEST = "attributes.json"
 ATTRIBUTES_SCHEMA = 1
 # Rekognition's Attribute names this service measures (the rest of the enum is accepted and not answered).
 AGE_RANGE, GENDER, EYES_OPEN = "AGE_RANGE", "GENDER", "EYES_OPEN"
-MEASURED = frozenset({AGE_RANGE, GENDER, EYES_OPEN})
+MOUTH_OPEN = "MOUTH_OPEN"  # landmark geometry (vision/mouth.py): no model, no attribute pack
+MEASURED = frozenset({AGE_RANGE, GENDER, EYES_OPEN, MOUTH_OPEN})
 # The model each measured attribute needs (manifest["models"] keys).
 MODEL_OF = {AGE_RANGE: "age", GENDER: "gender", EYES_OPEN: "eye"}
 
@@ -209,8 +210,12 @@ def age_range(
 
 def measure(image: Image.Image, points68: np.ndarray, wanted: frozenset[str]) -> FaceAttributes:
     """The attributes in ``wanted`` (names of MEASURED) of the face with these 68 landmarks (image px)."""
-    pack = get_attribute_pack()
     found: dict[str, Any] = {}
+    if MOUTH_OPEN in wanted:
+        found["mouth_open"] = mouth.mouth_open(points68)
+    if not wanted - {MOUTH_OPEN}:
+        return FaceAttributes(**found)  # the attribute pack is loaded only for its models
+    pack = get_attribute_pack()
     if AGE_RANGE in wanted:
         config = pack.preprocessing["age"]
         probabilities = _model("age").classify(image, points68)

@@ -27,6 +27,7 @@ class FaceAttributes:
     age_range: tuple[int, int] | None = None
     gender: tuple[str, float] | None = None
     eyes_open: BinaryAttribute | None = None
+    mouth_open: BinaryAttribute | None = None
 
 
 # Identity equality: a face holds a numpy array, which has no single truth value under ==.
