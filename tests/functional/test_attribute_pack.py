@@ -13,7 +13,7 @@ from facesearch.errors import InternalServerError
 from facesearch.protocol.context import RequestContext
 from facesearch.protocol.dispatch import dispatch
 from facesearch.settings import ENV_MODELS_DIR
-from facesearch.vision import attributes
+from facesearch.vision import attributes, expressions
 from facesearch.vision.pack import get_pack
 
 CONTEXT = RequestContext(request_id="test", region="us-east-1", account_id="000000000000")
@@ -60,3 +60,22 @@ def test_a_tampered_attribute_model_is_refused(model_pack, tmp_path, monkeypatch
     with pytest.raises(InternalServerError) as error:
         dispatch("DetectFaces", {"Image": {"Bytes": photo}, "Attributes": ["ALL"]}, CONTEXT)
     assert "sha256" in error.value.message
+
+
+def test_only_requests_for_emotions_or_smile_load_the_expression_net(model_pack, photo, monkeypatch):
+    loaded = []
+
+    class Recording(expressions.ExpressionModel):
+        def __init__(self, *args, **kwargs) -> None:
+            loaded.append(args[0])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(expressions, "ExpressionModel", Recording)
+    lazy.reset_all()  # a fresh container: no model loaded yet
+    for asked in ([], ["DEFAULT"], ["GENDER", "AGE_RANGE", "EYES_OPEN"]):
+        dispatch("DetectFaces", {"Image": {"Bytes": photo}, "Attributes": asked}, CONTEXT)
+    assert loaded == []
+    details = dispatch("DetectFaces", {"Image": {"Bytes": photo}, "Attributes": ["SMILE"]}, CONTEXT)
+    assert len(loaded) == 1 and all("Smile" in d for d in details["FaceDetails"])
+    dispatch("DetectFaces", {"Image": {"Bytes": photo}, "Attributes": ["ALL"]}, CONTEXT)
+    assert len(loaded) == 1  # created once per process
