@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     theirs = np.array(theirs_run["probabilities"])
     difference = float(np.abs(ours - theirs).max())
     agree = int((ours.argmax(axis=1) == theirs.argmax(axis=1)).sum())
-    sizes = sorted({f"{f.shape[1]}x{f.shape[0]}" for f in faces}, key=len)
+    sizes = [f"{f.shape[1]}x{f.shape[0]}" for f in sorted(faces, key=lambda f: f.shape[0] * f.shape[1])]
     result = {
         "photos": len(photos),
         "faces": len(faces),
