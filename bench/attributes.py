@@ -4,12 +4,14 @@
 
 Sets: the dev face set's per-identity ``labels.gender`` (largest face of each photo) and hand labels of
 EyesOpen for 48 of its photos (bench/labels/dev_eyes.json), and the hand labels of the 22 faces of the
-face-api demo photos (bench/labels/demo_faces.json: Gender, EyesOpen, MouthOpen).
+face-api demo photos (bench/labels/demo_faces.json: Gender, EyesOpen, MouthOpen), and the hand labels of Smile
+and the dominant expression of all 194 dev photos (bench/labels/dev_expression.json).
 Per attribute: accuracy of the binary ones; for AgeRange against the apparent ages labelled by eye on all dev
 photos (bench/labels/dev_age.json), the midpoint's MAE, the share of labels inside [Low, High] and the mean
 width, beside a constant range of that width on the labels' median; for MouthOpen (bench/labels/
-dev_mouth.json), the threshold fitted on a seeded half and the accuracy on the other half. Cost: milliseconds
-per face of ALL over DEFAULT, and DetectFaces' analysis of a mosaic of all six demo photos, DEFAULT and ALL.
+dev_mouth.json), the threshold fitted on a seeded half and the accuracy on the other half; with
+--expressions, Smile accuracy and the Emotions confusion. Cost: milliseconds per face of ALL over DEFAULT,
+and DetectFaces' analysis of a mosaic of all six demo photos, DEFAULT and ALL.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from PIL import Image
 
 from facesearch.devtools import registry
 from facesearch.settings import REPO_ROOT, get_settings
-from facesearch.vision.attributes import AGE_RANGE, MEASURED, MOUTH_OPEN
-from facesearch.vision.decode import Picture
+from facesearch.vision import expressions
+from facesearch.vision.attributes import AGE_RANGE, EMOTIONS, MEASURED, MOUTH_OPEN, SMILE, get_attribute_pack
+from facesearch.vision.decode import Picture, decode_pil
 from facesearch.vision.faces import DetectedFace
 from facesearch.vision.mouth import MOUTH_OPEN_THRESHOLD, mouth_gap_ratio
 from facesearch.vision.pipeline import analyze, get_pipeline
@@ -41,6 +44,8 @@ DEV_AGE_LABELS = REPO_ROOT / "bench" / "labels" / "dev_age.json"
 DEV_MOUTH_LABELS = REPO_ROOT / "bench" / "labels" / "dev_mouth.json"
 # The seed of the split of the mouth labels into the half the threshold is fitted on and the held-out half.
 MOUTH_SPLIT_SEED = 0
+DEV_EXPRESSION_LABELS = REPO_ROOT / "bench" / "labels" / "dev_expression.json"
+EXPRESSION_SEED = 0  # the shuffle of the dev set's people into two halves (Smile threshold two-fold check)
 DEMO_MEMBERS = [f"package/demo/sample{i}.jpg" for i in range(1, 7)]
 # A detected face is the labelled one when their box centres are this close (image ratios).
 MATCH_DISTANCE = 0.05
@@ -242,6 +247,86 @@ def labelled_dev(manifest_path: Path) -> dict:
     }
 
 
+def _fit_threshold(pairs: list[tuple[bool, float]]) -> float:
+    """The P(happy) cut that best separates labelled smiles (midpoints; ties: the one nearest 0.5)."""
+    values = sorted({p for _, p in pairs})
+    cuts = [(a + b) / 2 for a, b in itertools.pairwise(values)] or [0.5]
+    return max(cuts, key=lambda t: (sum((p >= t) == label for label, p in pairs), -abs(t - 0.5)))
+
+
+def dev_expressions(manifest_path: Path) -> dict:
+    """Smile accuracy, Emotions confusion (dominant type vs label) and a two-fold Smile threshold check."""
+    manifest = json.loads(manifest_path.read_text())
+    labels = json.loads(DEV_EXPRESSION_LABELS.read_text())["faces"]
+    threshold = float(get_attribute_pack().preprocessing["expression"]["smile_happy_threshold"])
+    smiles, moods, happy_by_person, no_face = [], [], {}, 0
+    for name, paths in manifest["identities"].items():
+        for path in paths:
+            data = (manifest_path.parent / path).read_bytes()
+            faces = analyze(data, embed=False, max_faces=1, attributes=frozenset({EMOTIONS, SMILE})).faces
+            if not faces:
+                no_face += 1
+                continue
+            measured, label = faces[0].attributes, labels[path]
+            if label["smile"] is not None:
+                smiles.append((label["smile"], measured.smile.value))
+                p_happy = dict(measured.emotions)["HAPPY"] / 100
+                happy_by_person.setdefault(name, []).append((label["smile"], p_happy))
+            if label["expression"] is not None:
+                moods.append((expressions.EMOTION_OF_CLASS[label["expression"]], measured.emotions[0][0]))
+    people = sorted(happy_by_person)
+    random.Random(EXPRESSION_SEED).shuffle(people)
+    halves = [people[::2], people[1::2]]
+    folds = []
+    for fit, held in (halves, halves[::-1]):
+        cut = _fit_threshold([pair for person in fit for pair in happy_by_person[person]])
+        held_pairs = [pair for person in held for pair in happy_by_person[person]]
+        right = sum((p >= cut) == label for label, p in held_pairs)
+        folds.append({"fitted_threshold": round(cut, 4), "held_out": f"{right}/{len(held_pairs)}"})
+    return {
+        "photos": sum(len(p) for p in manifest["identities"].values()),
+        "no_face": no_face,
+        f"smile (P(happy) >= {threshold}, not fitted)": score(smiles),
+        "smile threshold fitted on half the people, measured on the other half": folds,
+        "emotions (label -> dominant type)": score(moods),
+    }
+
+
+def expression_cost(cache: Path, repeat: int) -> dict:
+    """Milliseconds per face the expression net adds (DetectFaces with EMOTIONS against DEFAULT), and the
+    net alone (crop + resize + ONNX run), medians over the demo photos' faces."""
+    images = [p.read_bytes() for p in registry.extract(registry.FACE_API, DEMO_MEMBERS, cache)]
+    wanted = frozenset({EMOTIONS, SMILE})
+    analyze(images[0], embed=False, attributes=wanted)  # loads the model once
+    extra = []
+    for data in images:
+        runs: dict[frozenset, list[float]] = {frozenset(): [], wanted: []}
+        faces = 0
+        for _ in range(repeat):
+            for key in runs:
+                started = time.perf_counter()
+                faces = len(analyze(data, embed=False, attributes=key).faces)
+                runs[key].append((time.perf_counter() - started) * 1000)
+        if faces:
+            extra.append((statistics.median(runs[wanted]) - statistics.median(runs[frozenset()])) / faces)
+    pack = get_attribute_pack()
+    model = expressions.ExpressionModel(pack.files["expression"], pack.preprocessing["expression"], 1)
+    pipeline, alone = get_pipeline(), []
+    for data in images:
+        image = decode_pil(data, 100_000_000)
+        for box in pipeline.detect(image)[0]:
+            points = pipeline.landmark_model.locate(image, box)
+            for _ in range(repeat):
+                started = time.perf_counter()
+                model.probabilities(image, points)
+                alone.append((time.perf_counter() - started) * 1000)
+    return {
+        "emotions_smile_extra_ms_per_face": round(statistics.median(extra), 1),
+        "net_alone_ms_per_face (one thread, crop + resize + run)": round(statistics.median(alone), 2),
+        "model_bytes": pack.files["expression"].stat().st_size,
+    }
+
+
 def mosaic(cache: Path) -> bytes:
     """The six demo photos side by side (3 x 2, each 1280 px wide): 22 faces in one JPEG."""
     photos = [Image.open(p).convert("RGB") for p in registry.extract(registry.FACE_API, DEMO_MEMBERS, cache)]
@@ -282,7 +367,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, help="the labelled dev set's manifest.json")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per image")
     parser.add_argument("--cache", type=Path, default=REPO_ROOT / "build" / "cache" / "samples")
+    parser.add_argument("--expressions", action="store_true", help="only the Emotions and Smile sections")
     args = parser.parse_args(argv)
+    if args.expressions:
+        return expressions_only(args)
     result = {"measured": sorted(MEASURED), "demo_faces": demo_set(args.cache)}
     print(f"demo faces (hand labels): {result['demo_faces']}", file=sys.stderr)
     if args.manifest:
@@ -292,6 +380,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dev set, labels by eye: {result['dev_labels_by_eye']}", file=sys.stderr)
     result["cost"] = cost(args.cache, args.repeat)
     print(f"cost: {result['cost']}", file=sys.stderr)
+    print(json.dumps(result))
+    return 0
+
+
+def expressions_only(args: argparse.Namespace) -> int:
+    result = {}
+    if args.manifest:
+        result["dev_expressions"] = dev_expressions(args.manifest)
+        print(f"dev set expressions: {result['dev_expressions']}", file=sys.stderr)
+    result["expression_cost"] = expression_cost(args.cache, args.repeat)
+    print(f"expression cost: {result['expression_cost']}", file=sys.stderr)
     print(json.dumps(result))
     return 0
 

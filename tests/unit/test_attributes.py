@@ -12,9 +12,11 @@ from facesearch.vision.attributes import (
     AGE_RANGE,
     DLIB_CHIP_TEMPLATE,
     DLIB_FIVE_FROM_68,
+    EMOTIONS,
     EYES_OPEN,
     GENDER,
     MEASURED,
+    SMILE,
     age_range,
     dlib_chip,
 )
@@ -32,7 +34,9 @@ AGES = np.array([0.25, *range(1, 81)], dtype=np.float64)
         (("DEFAULT", "ALL"), MEASURED),
         (("GENDER",), frozenset({GENDER})),
         (("AGE_RANGE", "DEFAULT", "EYES_OPEN"), frozenset({AGE_RANGE, EYES_OPEN})),
-        (("BEARD", "EMOTIONS"), frozenset()),  # valid names this service does not measure
+        (("BEARD", "FACE_OCCLUDED"), frozenset()),  # valid names this service does not measure
+        (("EMOTIONS",), frozenset({EMOTIONS})),
+        (("SMILE", "DEFAULT"), frozenset({SMILE})),
     ],
 )
 def test_requested_attributes_follow_rekognition_rules(asked, measured):

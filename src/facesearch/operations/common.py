@@ -6,6 +6,7 @@ from facesearch.operations.images import load_image
 from facesearch.protocol.responses import (
     AgeRange,
     BooleanValue,
+    Emotion,
     FaceDetail,
     GenderValue,
 )
@@ -53,7 +54,7 @@ def requested_attributes(attributes: tuple[str, ...]) -> frozenset[str]:
     """The attributes beyond the DEFAULT set to measure, by Rekognition's rules for Attributes lists.
 
     None or ["DEFAULT"]: the DEFAULT set only; "ALL" anywhere: every attribute; otherwise the DEFAULT set
-    plus the named ones. Names this service does not measure (BEARD, EMOTIONS...) are valid requests
+    plus the named ones. Names this service does not measure (BEARD, MOUTH_OPEN...) are valid requests
     answered without their member: every FaceDetail member is optional.
     """
     if ALL_ATTRIBUTES in attributes:
@@ -66,6 +67,8 @@ def face_detail(face: DetectedFace) -> FaceDetail:
     age = measured.age_range if measured else None
     gender = measured.gender if measured else None
     eyes = measured.eyes_open if measured else None
+    moods = measured.emotions if measured else None
+    smile = measured.smile if measured else None
     return FaceDetail(
         bounding_box=face.bounding_box,
         confidence=face.confidence,
@@ -76,6 +79,8 @@ def face_detail(face: DetectedFace) -> FaceDetail:
         gender=GenderValue(value=gender[0], confidence=gender[1]) if gender else None,
         eyes_open=BooleanValue(value=eyes.value, confidence=eyes.confidence) if eyes else None,
         mouth_open=_boolean(measured.mouth_open if measured else None),
+        emotions=tuple(Emotion(type=t, confidence=c) for t, c in moods) if moods else None,
+        smile=_boolean(smile),
     )
 
 

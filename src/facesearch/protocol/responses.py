@@ -29,6 +29,12 @@ class BooleanValue:
 
 
 @dataclass(frozen=True)
+class Emotion:
+    type: str
+    confidence: float
+
+
+@dataclass(frozen=True)
 class FaceDetail:
     """Rekognition's DEFAULT attributes, plus the attributes a request asked for and this service measures.
 
@@ -45,6 +51,8 @@ class FaceDetail:
     gender: GenderValue | None = None
     eyes_open: BooleanValue | None = None
     mouth_open: BooleanValue | None = None
+    emotions: tuple[Emotion, ...] | None = None
+    smile: BooleanValue | None = None
 
 
 @dataclass(frozen=True)

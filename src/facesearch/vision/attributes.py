@@ -19,7 +19,7 @@ from PIL import Image
 from facesearch import errors
 from facesearch.lazy import once
 from facesearch.settings import get_settings
-from facesearch.vision import align, mouth
+from facesearch.vision import align, expressions, mouth
 from facesearch.vision.faces import BinaryAttribute, FaceAttributes
 from facesearch.vision.models import create_session
 from facesearch.vision.pack import sha256_file
@@ -29,9 +29,10 @@ ATTRIBUTES_SCHEMA = 1
 # Rekognition's Attribute names this service measures (the rest of the enum is accepted and not answered).
 AGE_RANGE, GENDER, EYES_OPEN = "AGE_RANGE", "GENDER", "EYES_OPEN"
 MOUTH_OPEN = "MOUTH_OPEN"  # landmark geometry (vision/mouth.py): no model, no attribute pack
-MEASURED = frozenset({AGE_RANGE, GENDER, EYES_OPEN, MOUTH_OPEN})
+EMOTIONS, SMILE = "EMOTIONS", "SMILE"
+MEASURED = frozenset({AGE_RANGE, GENDER, EYES_OPEN, MOUTH_OPEN, EMOTIONS, SMILE})
 # The model each measured attribute needs (manifest["models"] keys).
-MODEL_OF = {AGE_RANGE: "age", GENDER: "gender", EYES_OPEN: "eye"}
+MODEL_OF = {AGE_RANGE: "age", GENDER: "gender", EYES_OPEN: "eye", EMOTIONS: "expression", SMILE: "expression"}
 
 # dlib's chip geometry for a 5-point shape (dlib/image_transforms/interpolation.h, get_face_chip_details):
 # template positions of the eye corners and the nose base in a unit chip, before padding. Points in the
@@ -178,8 +179,8 @@ class EyeModel(_Classifier):
 def _model(role: str) -> Any:
     pack = get_attribute_pack()
     threads = get_settings().intra_op_threads
-    kind = EyeModel if role == "eye" else DlibChipModel
-    return kind(pack.files[role], pack.preprocessing[role], threads)
+    kinds = {"eye": EyeModel, "expression": expressions.ExpressionModel}
+    return kinds.get(role, DlibChipModel)(pack.files[role], pack.preprocessing[role], threads)
 
 
 def _binary(probability_true: float) -> BinaryAttribute:
@@ -234,4 +235,22 @@ def measure(image: Image.Image, points68: np.ndarray, wanted: frozenset[str]) ->
         model = _model("eye")
         both = [model.open_probability(image, points68, eye) for eye in (LEFT_EYE, RIGHT_EYE)]
         found["eyes_open"] = _binary(float(np.mean(both)))
+    if wanted & {EMOTIONS, SMILE}:
+        found |= _expression(pack, image, points68, wanted)
     return FaceAttributes(**found)
+
+
+def _expression(
+    pack: AttributePack, image: Image.Image, points68: np.ndarray, wanted: frozenset[str]
+) -> dict:
+    """Emotions and Smile, from one run of the expression net."""
+    config = pack.preprocessing["expression"]
+    probabilities = _model("expression").probabilities(image, points68)
+    found: dict[str, Any] = {}
+    if EMOTIONS in wanted:
+        found["emotions"] = expressions.emotions(probabilities, config["labels"])
+    if SMILE in wanted:
+        p_happy = float(probabilities[config["labels"].index("happy")])
+        value, confidence = expressions.smile(p_happy, float(config["smile_happy_threshold"]))
+        found["smile"] = BinaryAttribute(value=value, confidence=confidence)
+    return found

@@ -22,12 +22,15 @@ class FaceAttributes:
     """The attributes measured for a face beyond the DEFAULT set; None where not asked for.
 
     ``age_range`` is (low, high) in years; ``gender`` is (Rekognition GenderType, confidence 50..100).
+    ``emotions`` is (Rekognition EmotionName, confidence 0..100) pairs, most confident first.
     """
 
     age_range: tuple[int, int] | None = None
     gender: tuple[str, float] | None = None
     eyes_open: BinaryAttribute | None = None
     mouth_open: BinaryAttribute | None = None
+    emotions: tuple[tuple[str, float], ...] | None = None
+    smile: BinaryAttribute | None = None
 
 
 # Identity equality: a face holds a numpy array, which has no single truth value under ==.
