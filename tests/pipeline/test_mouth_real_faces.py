@@ -18,7 +18,8 @@ MATCH_DISTANCE = 0.05
 
 def test_mouth_open_agrees_with_hand_labels_of_the_demo_faces(model_pack):
     """These labels were written by another engineer before any mouth measure existed; bench/attributes.py
-    measured 19 of 22 right with the shipped threshold (fitted on other photos), so 18 is the floor."""
+    measured 18 of 22 right with the shipped threshold (fitted on other photos; 19 before landmarks came
+    from full-size pixels), so 17 is the floor: one face of slack for last-bit differences between CPUs."""
     labels = json.loads(LABELS.read_text())["faces"]
     members = [f"package/demo/{name}" for name in sorted(labels)]
     right, total = 0, 0
@@ -44,4 +45,4 @@ def test_mouth_open_agrees_with_hand_labels_of_the_demo_faces(model_pack):
                 total += 1
                 right += answer.mouth_open.value == entry["mouth_open"]
     assert total == 22
-    assert right >= 18
+    assert right >= 17
