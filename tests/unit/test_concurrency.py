@@ -1,4 +1,4 @@
-"""What lets one process run requests in threads: per-thread resolvers, once-only factories, locked metrics."""
+"""What lets one process run requests in threads: per-thread resolvers, once-only factories, metrics lock."""
 
 from __future__ import annotations
 
