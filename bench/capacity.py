@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facesearch.store.core import DEFAULT_INDEX
+
 MODEL = "bench-model"
 COLLECTION = "capacity"
 K = 10
@@ -86,6 +88,11 @@ def face_ids(seed: int, n: int) -> list[str]:
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _rss_mb() -> float:
@@ -171,10 +178,11 @@ def _moto_server(guard: Guard, max_gb: float) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("moto server did not start")
 
 
-def build(location: str, folder: Path, seed: int) -> dict:
-    """In a fresh process: create the collection and add every face as one segment (timed)."""
+def build(location: str, folder: Path, seed: int, ef_construction: int) -> dict:
+    """In a fresh process: create the collection and add every face as one segment (timed: wall and CPU)."""
     from facesearch.domain import BoundingBox, FaceRecord
     from facesearch.store import open_store
+    from facesearch.store.manifest import IndexParams
 
     vectors = np.load(folder / "vectors.npy")
     box = BoundingBox(0.1, 0.1, 0.2, 0.2)
@@ -183,13 +191,15 @@ def build(location: str, folder: Path, seed: int) -> dict:
     ]
     cache = folder / "build-cache"
     store = open_store(location, cache, cache_max_bytes=1 << 40)
-    store.create_collection(COLLECTION, face_model_version=MODEL, dim=vectors.shape[1])
+    params = IndexParams(dim=vectors.shape[1], **{**DEFAULT_INDEX, "ef_construction": ef_construction})
+    store.create_collection(COLLECTION, face_model_version=MODEL, dim=vectors.shape[1], index=params)
     rss_before = _rss_mb()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_s()
     store.add_faces(COLLECTION, records, vectors)
-    build_s = time.perf_counter() - start
+    build_s, build_cpu_s = time.perf_counter() - start, _cpu_s() - cpu_start
     return {
         "build_s": round(build_s, 1),
+        "build_cpu_s": round(build_cpu_s, 1),
         "build_rss_growth_mb": round(_rss_mb() - rss_before),
         "build_peak_rss_mb": round(_peak_rss_mb()),
         "segment_bytes": sum(path.stat().st_size for path in cache.iterdir()),
@@ -269,7 +279,16 @@ def run(n: int, args: argparse.Namespace, endpoint: str, guard: Guard) -> dict:
         guard.stage(f"{n}: writing vectors")
         write_identity_data(args.seed, n, args.dim, args.queries, root)
         guard.stage(f"{n}: build")
-        built = _child(guard, args.child_max_gb, env, "--build", location, str(root), str(args.seed))
+        built = _child(
+            guard,
+            args.child_max_gb,
+            env,
+            "--build",
+            location,
+            str(root),
+            str(args.seed),
+            str(args.ef_construction),
+        )
         print(f"n={n} built: {json.dumps(built)}", flush=True)
         queries_file = root / "queries.npy"
         guard.stage(f"{n}: cold load over HTTP")
@@ -308,7 +327,9 @@ def run(n: int, args: argparse.Namespace, endpoint: str, guard: Guard) -> dict:
         "n": n,
         "dim": args.dim,
         "queries": args.queries,
+        "ef_construction": args.ef_construction,
         "build_s": built["build_s"],
+        "build_cpu_s": built["build_cpu_s"],
         "build_rss_growth_mb": built["build_rss_growth_mb"],
         "build_peak_rss_mb": built["build_peak_rss_mb"],
         "segment_mb": round(segment_bytes / 2**20, 1),
@@ -330,7 +351,7 @@ def run(n: int, args: argparse.Namespace, endpoint: str, guard: Guard) -> dict:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--build":
-        print(json.dumps(build(argv[1], Path(argv[2]), int(argv[3]))))
+        print(json.dumps(build(argv[1], Path(argv[2]), int(argv[3]), int(argv[4]))))
         return
     if argv and argv[0] == "--probe":
         location, cache, queries_file, *answers = argv[1:]
@@ -345,6 +366,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--ef-construction",
+        type=int,
+        default=DEFAULT_INDEX["ef_construction"],
+        help="the graph's build breadth (default: the engine's); memory and bytes do not depend on it",
+    )
     parser.add_argument("--work", default=None, help="folder for the vectors and the /tmp caches")
     parser.add_argument("--child-max-gb", type=float, default=16.0, help="address-space limit of each child")
     parser.add_argument("--server-max-gb", type=float, default=10.0, help="address-space limit of moto")
