@@ -1,15 +1,21 @@
 """The in-function (hnsw) engine at user sizes: build, segment bytes, memory, cold/warm load, latency, recall.
 
-    .venv/bin/python bench/store.py --capacity 250000        (or: .venv/bin/python bench/capacity.py --n ...)
+    nice -n 19 .venv/bin/python bench/store.py --capacity 1000000   (or: bench/capacity.py --n ...)
 
 One collection of N seeded identity-clustered 512-D unit vectors (N/10 identities, same-person cosine ~0.55,
-as ``bench/store.py --data identity``) is built with ``add_faces`` as one segment (a fully compacted
-collection) on an S3 store served over HTTP by a moto server in its own process. Then two fresh
-processes, as two new function instances, open it: the first with an empty /tmp cache (cold load over
-HTTP from the S3 endpoint), the second with the warm /tmp cache the first left (load from local disk);
-the second also times warm searches. Each reports its own peak RSS, which is what one instance holding
-the collection needs. The parent computes recall@10 against brute force (numpy, same vectors) and the
-share of true matches at FaceMatchThreshold 80 found by a search with MaxFaces 100. Last line: JSON.
+as ``bench/store.py --data identity``) on an S3 store served over HTTP by a moto server in its own process.
+Every stage runs in its own process so each one's peak RSS is its own and no two big ones overlap: the
+parent writes the vectors to a ``.npy`` file (in chunks) and holds none of them; a build process loads them
+and times ``add_faces`` as one segment (a fully compacted collection; hnswlib adds with every core); then two
+fresh processes, as two new function instances, open the collection: the first with an empty /tmp cache
+(cold load over HTTP from the S3 endpoint), the second with the warm /tmp cache the first left (load from
+local disk); the second also times warm searches. The segment is written once and read by both. The parent
+computes recall@10 against brute force (numpy over the memory-mapped vectors, in chunks) and the share of
+true matches at FaceMatchThreshold 80 found by a search with MaxFaces 100. Last line: JSON.
+
+Guard rails for a shared machine: each child runs under an address-space limit (``--child-max-gb``; the
+moto server under ``--server-max-gb``), and a watchdog kills this run's children when the machine's
+MemAvailable falls below ``--min-available-gb``, reporting the stage it stopped.
 """
 
 from __future__ import annotations
@@ -26,11 +32,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import numpy as np
+
+from facesearch.store.core import DEFAULT_INDEX
 
 MODEL = "bench-model"
 COLLECTION = "capacity"
@@ -46,6 +55,9 @@ DUMMY_AWS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+# Rows generated (and brute-forced) at a time: bounds the parent's memory whatever N is.
+CHUNK = 50_000
+GIB = 1 << 30
 
 
 def _unit(rng, n, dim):
@@ -53,22 +65,34 @@ def _unit(rng, n, dim):
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
-def identity_data(seed: int, n: int, dim: int, queries: int) -> tuple[np.ndarray, np.ndarray]:
-    """N faces of N/10 identities and ``queries`` new faces of enrolled identities, as unit rows."""
+def write_identity_data(seed: int, n: int, dim: int, queries: int, folder: Path) -> None:
+    """N faces of N/10 identities (``vectors.npy``) and ``queries`` new faces of enrolled identities
+    (``queries.npy``), as unit rows; written chunk by chunk, never all in memory."""
     rng = np.random.default_rng(seed)
     centroids = _unit(rng, max(n // 10, 1), dim)
-    vectors = np.empty((n, dim), dtype=np.float32)
-    chunk = 50_000
-    for start in range(0, n, chunk):  # in chunks: the noise of all N at once would double peak memory
-        end = min(n, start + chunk)
+    vectors = np.lib.format.open_memmap(folder / "vectors.npy", mode="w+", dtype=np.float32, shape=(n, dim))
+    for start in range(0, n, CHUNK):
+        end = min(n, start + CHUNK)
         rows = centroids[rng.integers(0, len(centroids), end - start)] + 0.9 * _unit(rng, end - start, dim)
         vectors[start:end] = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    vectors.flush()
+    del vectors
     query = centroids[rng.integers(0, len(centroids), queries)] + 0.9 * _unit(rng, queries, dim)
-    return vectors, query / np.linalg.norm(query, axis=1, keepdims=True)
+    np.save(folder / "queries.npy", query / np.linalg.norm(query, axis=1, keepdims=True))
+
+
+def face_ids(seed: int, n: int) -> list[str]:
+    rng = np.random.default_rng(seed + 1)
+    return [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(n)]
 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _rss_mb() -> float:
@@ -78,16 +102,68 @@ def _rss_mb() -> float:
     return _peak_rss_mb()
 
 
+def _available_gb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / (1 << 20)
+    return float("inf")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _moto_server() -> tuple[subprocess.Popen, str]:
+class Guard:
+    """This run's children: each under an address-space limit, all killed if the machine runs short."""
+
+    def __init__(self, min_available_gb: float) -> None:
+        self.min_available_gb = min_available_gb
+        self.children: list[subprocess.Popen] = []
+        self.tripped: str | None = None
+        self.lowest_available_gb = _available_gb()
+        self._stage = "start"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="memory-guard", daemon=True)
+        self._thread.start()
+
+    def stage(self, name: str) -> None:
+        self._stage = name
+
+    def popen(self, command: list[str], max_gb: float, **kwargs) -> subprocess.Popen:
+        limit = int(max_gb * GIB)
+
+        def limit_address_space() -> None:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+        child = subprocess.Popen(command, preexec_fn=limit_address_space, **kwargs)
+        self.children.append(child)
+        return child
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.25):
+            available = _available_gb()
+            self.lowest_available_gb = min(self.lowest_available_gb, available)
+            if available < self.min_available_gb and self.tripped is None:
+                self.tripped = (
+                    f"stopped during {self._stage}: MemAvailable {available:.1f} GiB"
+                    f" < {self.min_available_gb} GiB"
+                )
+                for child in self.children:
+                    if child.poll() is None:
+                        child.kill()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _moto_server(guard: Guard, max_gb: float) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    server = subprocess.Popen(
+    server = guard.popen(
         [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        max_gb,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -100,6 +176,34 @@ def _moto_server() -> tuple[subprocess.Popen, str]:
             time.sleep(0.1)
     server.kill()
     raise RuntimeError("moto server did not start")
+
+
+def build(location: str, folder: Path, seed: int, ef_construction: int) -> dict:
+    """In a fresh process: create the collection and add every face as one segment (timed: wall and CPU)."""
+    from facesearch.domain import BoundingBox, FaceRecord
+    from facesearch.store import open_store
+    from facesearch.store.manifest import IndexParams
+
+    vectors = np.load(folder / "vectors.npy")
+    box = BoundingBox(0.1, 0.1, 0.2, 0.2)
+    records = [
+        FaceRecord(face_id, "image", None, box, 99.0, MODEL) for face_id in face_ids(seed, len(vectors))
+    ]
+    cache = folder / "build-cache"
+    store = open_store(location, cache, cache_max_bytes=1 << 40)
+    params = IndexParams(dim=vectors.shape[1], **{**DEFAULT_INDEX, "ef_construction": ef_construction})
+    store.create_collection(COLLECTION, face_model_version=MODEL, dim=vectors.shape[1], index=params)
+    rss_before = _rss_mb()
+    start, cpu_start = time.perf_counter(), _cpu_s()
+    store.add_faces(COLLECTION, records, vectors)
+    build_s, build_cpu_s = time.perf_counter() - start, _cpu_s() - cpu_start
+    return {
+        "build_s": round(build_s, 1),
+        "build_cpu_s": round(build_cpu_s, 1),
+        "build_rss_growth_mb": round(_rss_mb() - rss_before),
+        "build_peak_rss_mb": round(_peak_rss_mb()),
+        "segment_bytes": sum(path.stat().st_size for path in cache.iterdir()),
+    }
 
 
 def probe(location: str, cache: Path, queries_file: Path, answers_file: Path | None) -> dict:
@@ -132,62 +236,102 @@ def probe(location: str, cache: Path, queries_file: Path, answers_file: Path | N
     return result
 
 
-def _run_probe(env: dict, location: str, cache: Path, queries_file: Path, answers: Path | None) -> dict:
-    command = [sys.executable, __file__, "--probe", location, str(cache), str(queries_file)]
-    if answers is not None:
-        command.append(str(answers))
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"probe failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def _child(guard: Guard, max_gb: float, env: dict, *args: str) -> dict:
+    """Run ``capacity.py *args`` in a fresh process under the guard; its last stdout line (JSON)."""
+    with tempfile.TemporaryFile("w+") as err:
+        child = guard.popen(
+            [sys.executable, __file__, *args], max_gb, env=env, stdout=subprocess.PIPE, stderr=err, text=True
+        )
+        out, _ = child.communicate()
+        if child.returncode != 0:
+            err.seek(0)
+            stopped = f" ({guard.tripped})" if guard.tripped else ""
+            raise RuntimeError(f"{args[0]} failed ({child.returncode}){stopped}:\n{err.read()[-4000:]}")
+    return json.loads(out.strip().splitlines()[-1])
 
 
-def run(n: int, dim: int, queries: int, seed: int, endpoint: str) -> dict:
+def brute_force(vectors_file: Path, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top MATCH_K (rows, cosines) of every query, nearest first, scanning the vectors in chunks."""
+    vectors = np.load(vectors_file, mmap_mode="r")
+    best_rows = np.zeros((len(queries), 0), dtype=np.int64)
+    best_scores = np.zeros((len(queries), 0), dtype=np.float32)
+    for start in range(0, len(vectors), CHUNK):
+        scores = (np.asarray(vectors[start : start + CHUNK]) @ queries.T).T  # (queries, chunk)
+        rows = np.broadcast_to(np.arange(start, start + scores.shape[1]), scores.shape)
+        scores = np.concatenate([best_scores, scores], axis=1)
+        rows = np.concatenate([best_rows, rows], axis=1)
+        keep = np.argpartition(-scores, min(MATCH_K, scores.shape[1] - 1), axis=1)[:, :MATCH_K]
+        best_scores = np.take_along_axis(scores, keep, axis=1)
+        best_rows = np.take_along_axis(rows, keep, axis=1)
+    order = np.argsort(-best_scores, axis=1, kind="stable")
+    return np.take_along_axis(best_rows, order, axis=1), np.take_along_axis(best_scores, order, axis=1)
+
+
+def run(n: int, args: argparse.Namespace, endpoint: str, guard: Guard) -> dict:
     import boto3
 
-    from facesearch.domain import BoundingBox, FaceRecord
-    from facesearch.store import open_store
-
-    vectors, query_set = identity_data(seed, n, dim, queries)
-    rng = np.random.default_rng(seed + 1)
-    box = BoundingBox(0.1, 0.1, 0.2, 0.2)
-    ids = [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(n)]
-    records = [FaceRecord(face_id, "image", None, box, 99.0, MODEL) for face_id in ids]
     env = {**os.environ, **DUMMY_AWS, "AWS_ENDPOINT_URL_S3": endpoint}
     bucket = f"capacity-{n}"
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
     location = f"s3://{bucket}/store"
-    with tempfile.TemporaryDirectory(prefix="facesearch-capacity-") as folder:
-        root = Path(folder)
-        store = open_store(location, root / "build-cache", cache_max_bytes=1 << 40)
-        store.create_collection(COLLECTION, face_model_version=MODEL, dim=dim)
-        rss_before = _rss_mb()
-        start = time.perf_counter()
-        store.add_faces(COLLECTION, records, vectors)
-        build_s = time.perf_counter() - start
-        build_rss = _rss_mb() - rss_before
-        segment_bytes = sum(p.stat().st_size for p in (root / "build-cache").iterdir())
-        del store
-        np.save(root / "queries.npy", query_set)
-        cold = _run_probe(env, location, root / "cache", root / "queries.npy", None)
+    with tempfile.TemporaryDirectory(prefix="facesearch-capacity-", dir=args.work) as work:
+        root = Path(work)
+        guard.stage(f"{n}: writing vectors")
+        write_identity_data(args.seed, n, args.dim, args.queries, root)
+        guard.stage(f"{n}: build")
+        built = _child(
+            guard,
+            args.child_max_gb,
+            env,
+            "--build",
+            location,
+            str(root),
+            str(args.seed),
+            str(args.ef_construction),
+        )
+        print(f"n={n} built: {json.dumps(built)}", flush=True)
+        queries_file = root / "queries.npy"
+        guard.stage(f"{n}: cold load over HTTP")
+        cold = _child(
+            guard, args.child_max_gb, env, "--probe", location, str(root / "cache"), str(queries_file)
+        )
+        print(f"n={n} cold: {json.dumps(cold)}", flush=True)
         answers_file = root / "answers.json"
-        warm = _run_probe(env, location, root / "cache", root / "queries.npy", answers_file)
+        guard.stage(f"{n}: warm /tmp load and searches")
+        warm = _child(
+            guard,
+            args.child_max_gb,
+            env,
+            "--probe",
+            location,
+            str(root / "cache"),
+            str(queries_file),
+            str(answers_file),
+        )
+        print(f"n={n} warm: {json.dumps(warm)}", flush=True)
         answers = json.loads(answers_file.read_text())
+        guard.stage(f"{n}: brute force")
+        query_set = np.load(queries_file)
+        true_rows, true_scores = brute_force(root / "vectors.npy", query_set)
+    ids = face_ids(args.seed, n)
     found, truths, found_matches = 0, 0, 0
-    for query, top10, matched in zip(query_set, answers["top10"], answers["matched"], strict=True):
-        scores = vectors @ query
-        order = np.argpartition(-scores, MATCH_K)[:MATCH_K]
-        order = order[np.argsort(-scores[order])]
-        found += len({ids[i] for i in order[:K]} & set(top10))
-        true_matches = {ids[i] for i in order if scores[i] >= MATCH_COSINE_AT_80}
+    for rows, scores, top10, matched in zip(
+        true_rows, true_scores, answers["top10"], answers["matched"], strict=True
+    ):
+        found += len({ids[i] for i in rows[:K]} & set(top10))
+        true_matches = {ids[i] for i, score in zip(rows, scores, strict=True) if score >= MATCH_COSINE_AT_80}
         truths += len(true_matches)
         found_matches += len(true_matches & set(matched))
+    segment_bytes = built["segment_bytes"]
     return {
         "n": n,
-        "dim": dim,
-        "queries": queries,
-        "build_s": round(build_s, 1),
-        "build_rss_growth_mb": round(build_rss),
+        "dim": args.dim,
+        "queries": args.queries,
+        "ef_construction": args.ef_construction,
+        "build_s": built["build_s"],
+        "build_cpu_s": built["build_cpu_s"],
+        "build_rss_growth_mb": built["build_rss_growth_mb"],
+        "build_peak_rss_mb": built["build_peak_rss_mb"],
         "segment_mb": round(segment_bytes / 2**20, 1),
         "segment_bytes_per_face": round(segment_bytes / n),
         "cold_load_s3_http_s": cold["load_s"],
@@ -197,14 +341,18 @@ def run(n: int, dim: int, queries: int, seed: int, endpoint: str) -> dict:
         "index_rss_mb": warm["index_rss_mb"],
         "search_p50_ms": warm["p50_ms"],
         "search_p99_ms": warm["p99_ms"],
-        "recall_at_10": round(found / (K * queries), 4),
+        "recall_at_10": round(found / (K * args.queries), 4),
         "true_matches_at_similarity_80": truths,
         "share_of_matches_found": round(found_matches / truths, 4) if truths else None,
+        "lowest_mem_available_gib": round(guard.lowest_available_gb, 1),
     }
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--build":
+        print(json.dumps(build(argv[1], Path(argv[2]), int(argv[3]), int(argv[4]))))
+        return
     if argv and argv[0] == "--probe":
         location, cache, queries_file, *answers = argv[1:]
         print(
@@ -218,18 +366,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--ef-construction",
+        type=int,
+        default=DEFAULT_INDEX["ef_construction"],
+        help="the graph's build breadth (default: the engine's); memory and bytes do not depend on it",
+    )
+    parser.add_argument("--work", default=None, help="folder for the vectors and the /tmp caches")
+    parser.add_argument("--child-max-gb", type=float, default=16.0, help="address-space limit of each child")
+    parser.add_argument("--server-max-gb", type=float, default=10.0, help="address-space limit of moto")
+    parser.add_argument(
+        "--min-available-gb", type=float, default=2.5, help="kill the run's children below this MemAvailable"
+    )
     args = parser.parse_args(argv)
     rows = []
-    server, endpoint = _moto_server()  # one S3 endpoint (its own process) for every N
+    guard = Guard(args.min_available_gb)
+    server, endpoint = _moto_server(guard, args.server_max_gb)  # one S3 endpoint for every N
     os.environ.update({**DUMMY_AWS, "AWS_ENDPOINT_URL_S3": endpoint})
     try:
         for n in args.n:
-            row = run(n, args.dim, args.queries, args.seed, endpoint)
+            row = run(n, args, endpoint, guard)
             rows.append(row)
             print(" ".join(f"{key}={value}" for key, value in row.items()), flush=True)
     finally:
         server.terminate()
         server.wait()
+        guard.close()
     print(json.dumps({"bench": "capacity", "rows": rows}))
 
 

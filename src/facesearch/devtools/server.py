@@ -38,9 +38,6 @@ METRICS_DISABLED_ENV = "POWERTOOLS_METRICS_DISABLED"
 # A client that stops sending (a body shorter than its Content-Length, an idle keep-alive) loses its
 # connection after this many idle seconds instead of holding a server thread forever.
 IDLE_TIMEOUT_SECONDS = 60.0
-# One request at a time, as one Lambda container runs them: Powertools keeps the current event, the
-# metrics and the log context per process, not per thread. Connections are still accepted concurrently.
-_CONTAINER = threading.Lock()
 
 
 @dataclass
@@ -138,7 +135,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         from facesearch.handler import lambda_handler
-        from facesearch.telemetry import metrics
+        from facesearch.telemetry import logger, metrics
 
         started = time.monotonic()
         if console.serve_page(self, started):  # the web console's own GET routes
@@ -151,12 +148,24 @@ class _Handler(BaseHTTPRequestHandler):
         event = to_gateway_event(
             self.command, self.path, dict(self.headers.items()), body, self.client_address[0]
         )
-        with _CONTAINER:
-            result = lambda_handler(event, LocalLambdaContext())
-            if os.environ.get(METRICS_DISABLED_ENV) == "true":
-                # Powertools neither prints nor clears disabled metrics: they would grow without bound
-                # (and spill onto stdout every 100 values).
-                metrics.clear_metrics()
+        # Requests run concurrently, each in its connection's thread, as in one warm container serving
+        # several at once: the store reads without a store-wide lock and swaps manifests by conditional
+        # PUT, the lazy factories create each object once under their own lock, each thread has its own
+        # API Gateway resolver (doors), and metrics are changed and flushed under their own short lock
+        # (telemetry). Powertools' log keys are per process: this thread's request ids, set as thread-safe
+        # keys, take precedence in the lines this thread logs.
+        context = LocalLambdaContext()
+        logger.thread_safe_append_keys(
+            correlation_id=event["requestContext"]["requestId"], function_request_id=context.aws_request_id
+        )
+        try:
+            result = lambda_handler(event, context)
+        finally:
+            logger.thread_safe_clear_keys()
+        if os.environ.get(METRICS_DISABLED_ENV) == "true":
+            # Powertools neither prints nor clears disabled metrics: they would grow without bound
+            # (and spill onto stdout every 100 values).
+            metrics.clear_metrics()
         payload = result.get("body") or ""
         data = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode()
         headers = dict(result.get("headers") or {})

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, APIGatewayRestResolver, Response
@@ -24,7 +26,6 @@ from facesearch.errors import (
     ThrottlingException,
     UnknownOperationException,
 )
-from facesearch.lazy import once
 from facesearch.protocol import model, wire
 from facesearch.protocol.context import RequestContext
 from facesearch.protocol.dispatch import OPERATIONS, dispatch
@@ -105,6 +106,47 @@ def _operation_from_target(target: str | None) -> str:
     return target[len(prefix) :]
 
 
+class _ThreadsOwnEvent:
+    """Resolver mixin: the event being resolved and its Lambda context, one per thread.
+
+    Powertools stores both on its ``BaseRouter`` class (one per process) and reads them back through the
+    resolver (route matching, the response, our routes' ``app.current_event``): two threads resolving at
+    once would read each other's. This mixin's properties shadow the class attributes for every read
+    through the resolver, and ``resolve`` fills them for the calling thread only.
+    """
+
+    _resolving = threading.local()
+
+    @property
+    def current_event(self) -> Any:
+        return self._resolving.event
+
+    @current_event.setter
+    def current_event(self, value: Any) -> None:
+        self._resolving.event = value
+
+    @property
+    def lambda_context(self) -> Any:
+        return self._resolving.context
+
+    @lambda_context.setter
+    def lambda_context(self, value: Any) -> None:
+        self._resolving.context = value
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        self._resolving.event = self._to_proxy_event(event)  # type: ignore[attr-defined]
+        self._resolving.context = context
+        return super().resolve(event, context)  # type: ignore[misc]
+
+
+class _RestResolver(_ThreadsOwnEvent, APIGatewayRestResolver):
+    """API Gateway REST API (payload v1), safe to run in several threads (one resolver per thread)."""
+
+
+class _HttpResolver(_ThreadsOwnEvent, APIGatewayHttpResolver):
+    """API Gateway HTTP API (payload v2), safe to run in several threads (one resolver per thread)."""
+
+
 def _build_resolver(resolver_class: type[ApiGatewayResolver]) -> ApiGatewayResolver:
     app = resolver_class()
 
@@ -156,16 +198,26 @@ def _build_resolver(resolver_class: type[ApiGatewayResolver]) -> ApiGatewayResol
     return app
 
 
-@once
+# A Powertools resolver also keeps per-request state on itself (its ``context`` dict: the matched route):
+# each thread (one Lambda container has one; a threaded ``facesearch serve`` one per connection) builds
+# its own, freed when the thread ends.
+_resolvers = threading.local()
+
+
 def rest_resolver() -> ApiGatewayResolver:
-    """API Gateway REST API (payload v1) door."""
-    return _build_resolver(APIGatewayRestResolver)
+    """API Gateway REST API (payload v1) door: this thread's resolver."""
+    resolver = getattr(_resolvers, "rest", None)
+    if resolver is None:
+        resolver = _resolvers.rest = _build_resolver(_RestResolver)
+    return resolver
 
 
-@once
 def http_resolver() -> ApiGatewayResolver:
-    """API Gateway HTTP API (payload v2) door."""
-    return _build_resolver(APIGatewayHttpResolver)
+    """API Gateway HTTP API (payload v2) door: this thread's resolver."""
+    resolver = getattr(_resolvers, "http", None)
+    if resolver is None:
+        resolver = _resolvers.http = _build_resolver(_HttpResolver)
+    return resolver
 
 
 def is_direct(event: Any) -> bool:
