@@ -18,9 +18,10 @@ index for a sweep of ef (the per-collection search parameter). The last line is 
 Ingestion mode (``--writes-of W``): ``--faces`` faces written W at a time through ``add_faces`` (each
 write compacts inline within its budget, as IndexFaces does), the scheduled maintenance job's
 compaction every ``--maintenance-every`` faces (its seconds: "job s"). Every ``--report-every`` faces it
-prints the segment count, write p50/max ms over the interval, search p50 ms (warm, k=10) and RSS; at the
-end (and at ``--compare-at`` sizes) the same faces are added in one write to a second collection, both
-are searched alternately, and their p50s, ratio and recalls@10 against brute force are printed.
+prints the segment count and search p50 ms (warm, k=10) before and after the job, write p50/max ms over
+the interval and RSS; at the end (and at ``--compare-at`` sizes) the same faces are added in one write
+to a second collection, both are searched alternately, and their p50s, ratio and recalls@10 against
+brute force are printed.
 
     .venv/bin/python bench/store.py --concurrency 1 2 4 --faces 50000 --dim 512
 
@@ -265,8 +266,8 @@ def ingest(args, root: Path, hnsw: dict) -> dict:
         }
 
     print(
-        f"{'faces':>8} {'segments':>8} {'after job':>9} {'job s':>6} {'write p50 ms':>12} "
-        f"{'write max ms':>12} {'search p50 ms':>13} {'bulk p50 ms':>11} {'ratio':>5} "
+        f"{'faces':>8} {'segments':>8} {'search p50 ms':>13} {'after job':>9} {'job s':>6} "
+        f"{'write p50 ms':>12} {'write max ms':>12} {'search p50 ms':>13} {'bulk p50 ms':>11} {'ratio':>5} "
         f"{'RSS MB':>7} {'loaded MB':>9}"
     )
     rows, writes, job_s = [], [], None
@@ -276,17 +277,22 @@ def ingest(args, root: Path, hnsw: dict) -> dict:
         t = time.perf_counter()
         store.add_faces("single", records[start:end], vectors[start:end])
         writes.append(time.perf_counter() - t)
+        reporting = end % args.report_every == 0 or end == args.faces
         if end % args.maintenance_every == 0:
             segments_before_job = len(store.view("single").manifest.segments)
+            # The worst a search sees: everything writes left for the job still unmerged.
+            before_job_p50 = search_p50("single") if reporting else None
             t = time.perf_counter()
             store.compact("single")
             job_s = time.perf_counter() - t
-        if end % args.report_every == 0 or end == args.faces:
+        if reporting:
+            job_ran = end % args.maintenance_every == 0
             row = {
                 "faces": end,
-                "segments": segments_before_job if end % args.maintenance_every == 0 else None,
+                "segments": segments_before_job if job_ran else None,
+                "search_p50_before_job_ms": round(before_job_p50, 3) if job_ran and before_job_p50 else None,
                 "segments_after_job": len(store.view("single").manifest.segments),
-                "job_s": round(job_s, 1) if end % args.maintenance_every == 0 and job_s is not None else None,
+                "job_s": round(job_s, 1) if job_ran and job_s is not None else None,
                 "write_p50_ms": round(_percentile_ms(writes, 50), 2),
                 "write_max_ms": round(max(writes) * 1000, 1),
             }
@@ -299,7 +305,8 @@ def ingest(args, root: Path, hnsw: dict) -> dict:
             rows.append(row)
             writes = []
             print(
-                f"{row['faces']:>8} {row['segments'] or '':>8} {row['segments_after_job']:>9} "
+                f"{row['faces']:>8} {row['segments'] or '':>8} {row['search_p50_before_job_ms'] or '':>13} "
+                f"{row['segments_after_job']:>9} "
                 f"{row['job_s'] or '':>6} {row['write_p50_ms']:>12} {row['write_max_ms']:>12} "
                 f"{row['search_p50_ms']:>13} {row.get('bulk_search_p50_ms', ''):>11} "
                 f"{row.get('search_p50_ratio', ''):>5} {row['rss_mb']:>7} {row['loaded_mb']:>9}",
