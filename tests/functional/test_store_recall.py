@@ -227,6 +227,7 @@ def test_small_segments_are_searched_as_one_block_that_follows_every_manifest(
     assert recall_at_k(store, "c", live, queries) == 1.0
     block = store.view("c").snapshot.exact["small"]
     assert len(block.records) == 100 and store.view("c").snapshot.exact["small"] is block  # built once
+    assert store.memory_report().block_bytes == 100 * 16 * 4
 
     # A delete is a new manifest: its block leaves the face out.
     victim = list(live)[5]
@@ -234,6 +235,7 @@ def test_small_segments_are_searched_as_one_block_that_follows_every_manifest(
     assert store.delete_faces("c", [victim]).deleted == (victim,)
     assert victim not in {r.face_id for r, _ in store.view("c").search(live.pop(victim), k=10)}
     assert store.view("c").snapshot.exact["small"] is not block
+    assert store.memory_report().block_bytes == 99 * 16 * 4  # the old manifest's block went with it
     assert recall_at_k(store, "c", live, queries) == 1.0
 
     # Another process's write: this one reads the new manifest and searches the new face too.

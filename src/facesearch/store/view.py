@@ -29,8 +29,9 @@ class Snapshot:
 
     ``memo`` holds what is derived from the manifest and its segments once (the sorted live face ids),
     so warm ListFaces pages do not re-sort the collection; ``exact`` the one ``ExactBlock`` of its small
-    segments (a copy of their live vectors: at most FAN_OUT - 1 segments per tier below
-    ``BRUTE_FORCE_MAX_FACES``, ~4 000 faces, gone with the snapshot when the next manifest replaces it).
+    segments: a copy of their live vectors (about the faces written since the last maintenance run plus
+    FAN_OUT - 1 segments per tier below ``BRUTE_FORCE_MAX_FACES``; ``memory_report().block_bytes``),
+    released with the snapshot when the next manifest replaces it.
     """
 
     etag: str
