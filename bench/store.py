@@ -17,10 +17,11 @@ index for a sweep of ef (the per-collection search parameter). The last line is 
 
 Ingestion mode (``--writes-of W``): ``--faces`` faces written W at a time through ``add_faces`` (each
 write compacts inline within its budget, as IndexFaces does), the scheduled maintenance job's
-compaction every ``--maintenance-every`` faces. Every ``--report-every`` faces it prints the segment
-count, write p50/max ms over the interval, search p50 ms (warm, k=10) and RSS; at the end the same
-vectors are added in one write to a second collection and its search p50 (and both recalls@10 against
-brute force) are compared.
+compaction every ``--maintenance-every`` faces (its seconds: "job s"). Every ``--report-every`` faces it
+prints the segment count and search p50 ms (warm, k=10) before and after the job, write p50/max ms over
+the interval and RSS; at the end (and at ``--compare-at`` sizes) the same faces are added in one write
+to a second collection, both are searched alternately, and their p50s, ratio and recalls@10 against
+brute force are printed.
 
     .venv/bin/python bench/store.py --concurrency 1 2 4 --faces 50000 --dim 512
 
@@ -209,88 +210,117 @@ def run(
 
 
 def ingest(args, root: Path, hnsw: dict) -> dict:
-    """N faces through the store API ``args.writes_of`` at a time; then the same vectors in bulk."""
+    """N faces through the store API ``args.writes_of`` at a time, compared with the same faces in bulk."""
     rng = np.random.default_rng(args.seed)
     vectors, queries = _data("identity", rng, args.faces, args.dim, args.queries)
     records = _records(rng, args.faces)
     params = IndexParams(dim=args.dim, **hnsw)
     store = open_store(str(root / "ingest"), root / "ingest-cache", cache_max_bytes=1 << 40)
     store.create_collection("single", face_model_version=MODEL, dim=args.dim, index=params)
+    ids = [r.face_id for r in records]
 
-    def search_p50(collection_id: str) -> tuple[float, list]:
+    def timed(collection_id: str, query) -> tuple[float, list]:
+        t = time.perf_counter()
+        hits = store.view(collection_id).search(query, k=K)
+        return time.perf_counter() - t, hits
+
+    def recall(n: int, answers) -> float:
+        found = 0
+        for query, hits in zip(queries, answers, strict=True):
+            truth = {ids[i] for i in np.argpartition(-(vectors[:n] @ query), K)[:K]}
+            found += len(truth & {r.face_id for r, _ in hits})
+        return round(found / (K * len(queries)), 4)
+
+    def search_p50(collection_id: str) -> float:
         for query in queries[:20]:  # warm-up: load what changed, fault pages in
-            store.view(collection_id).search(query, k=K)
-        latencies, answers = [], []
-        for query in queries:
-            t = time.perf_counter()
-            answers.append(store.view(collection_id).search(query, k=K))
-            latencies.append(time.perf_counter() - t)
-        return _percentile_ms(latencies, 50), answers
+            timed(collection_id, query)
+        return _percentile_ms([timed(collection_id, query)[0] for query in queries], 50)
+
+    def against_bulk(n: int) -> dict:
+        """The first ``n`` faces added in one write to a second collection; both searched alternately
+        (query by query, the order swapped every query) so that load from elsewhere hits both alike."""
+        bulk_id = f"bulk-{n}"
+        store.create_collection(bulk_id, face_model_version=MODEL, dim=args.dim, index=params)
+        t = time.perf_counter()
+        store.add_faces(bulk_id, records[:n], vectors[:n])
+        build_s = time.perf_counter() - t
+        for query in queries[:20]:
+            timed("single", query)
+            timed(bulk_id, query)
+        lat: dict[str, list[float]] = {"single": [], bulk_id: []}
+        answers: dict[str, list] = {"single": [], bulk_id: []}
+        for i, query in enumerate(queries):
+            for collection_id in ("single", bulk_id) if i % 2 == 0 else (bulk_id, "single"):
+                seconds, hits = timed(collection_id, query)
+                lat[collection_id].append(seconds)
+                answers[collection_id].append(hits)
+        store.delete_collection(bulk_id)
+        single_p50, bulk_p50 = _percentile_ms(lat["single"], 50), _percentile_ms(lat[bulk_id], 50)
+        return {
+            "search_p50_ms": round(single_p50, 3),
+            "bulk_search_p50_ms": round(bulk_p50, 3),
+            "search_p50_ratio": round(single_p50 / bulk_p50, 2),
+            "recall_at_10": recall(n, answers["single"]),
+            "bulk_recall_at_10": recall(n, answers[bulk_id]),
+            "bulk_build_s": round(build_s, 1),
+        }
 
     print(
-        f"{'faces':>8} {'segments':>8} {'after job':>9} {'write p50 ms':>12} {'write max ms':>12} "
-        f"{'search p50 ms':>13} {'RSS MB':>7} {'loaded MB':>9}"
+        f"{'faces':>8} {'segments':>8} {'search p50 ms':>13} {'after job':>9} {'job s':>6} "
+        f"{'write p50 ms':>12} {'write max ms':>12} {'search p50 ms':>13} {'bulk p50 ms':>11} {'ratio':>5} "
+        f"{'RSS MB':>7} {'loaded MB':>9}"
     )
-    rows, writes = [], []
+    rows, writes, job_s = [], [], None
+    compare_at = set(args.compare_at or []) | {args.faces}
     for start in range(0, args.faces, args.writes_of):
         end = min(start + args.writes_of, args.faces)
         t = time.perf_counter()
         store.add_faces("single", records[start:end], vectors[start:end])
         writes.append(time.perf_counter() - t)
+        reporting = end % args.report_every == 0 or end == args.faces
         if end % args.maintenance_every == 0:
             segments_before_job = len(store.view("single").manifest.segments)
+            # The worst a search sees: everything writes left for the job still unmerged.
+            before_job_p50 = search_p50("single") if reporting else None
+            t = time.perf_counter()
             store.compact("single")
-        if end % args.report_every == 0 or end == args.faces:
-            p50, _ = search_p50("single")
+            job_s = time.perf_counter() - t
+        if reporting:
+            job_ran = end % args.maintenance_every == 0
             row = {
                 "faces": end,
-                "segments": segments_before_job if end % args.maintenance_every == 0 else None,
+                "segments": segments_before_job if job_ran else None,
+                "search_p50_before_job_ms": round(before_job_p50, 3) if job_ran and before_job_p50 else None,
                 "segments_after_job": len(store.view("single").manifest.segments),
+                "job_s": round(job_s, 1) if job_ran and job_s is not None else None,
                 "write_p50_ms": round(_percentile_ms(writes, 50), 2),
                 "write_max_ms": round(max(writes) * 1000, 1),
-                "search_p50_ms": round(p50, 3),
-                "rss_mb": round(_rss_mb(), 1),
-                "loaded_mb": round(store.memory_report().loaded_bytes / 2**20, 1),
             }
+            if end in compare_at:
+                row.update(against_bulk(end))
+            else:
+                row["search_p50_ms"] = round(search_p50("single"), 3)
+            row["rss_mb"] = round(_rss_mb(), 1)
+            row["loaded_mb"] = round(store.memory_report().loaded_bytes / 2**20, 1)
             rows.append(row)
             writes = []
             print(
-                f"{row['faces']:>8} {row['segments'] or '':>8} {row['segments_after_job']:>9} "
-                f"{row['write_p50_ms']:>12} {row['write_max_ms']:>12} {row['search_p50_ms']:>13} "
-                f"{row['rss_mb']:>7} {row['loaded_mb']:>9}",
+                f"{row['faces']:>8} {row['segments'] or '':>8} {row['search_p50_before_job_ms'] or '':>13} "
+                f"{row['segments_after_job']:>9} "
+                f"{row['job_s'] or '':>6} {row['write_p50_ms']:>12} {row['write_max_ms']:>12} "
+                f"{row['search_p50_ms']:>13} {row.get('bulk_search_p50_ms', ''):>11} "
+                f"{row.get('search_p50_ratio', ''):>5} {row['rss_mb']:>7} {row['loaded_mb']:>9}",
                 flush=True,
             )
-    single_p50, single_answers = search_p50("single")
-    store.create_collection("bulk", face_model_version=MODEL, dim=args.dim, index=params)
-    t = time.perf_counter()
-    store.add_faces("bulk", records, vectors)
-    bulk_build_s = time.perf_counter() - t
-    bulk_p50, bulk_answers = search_p50("bulk")
-    ids = [r.face_id for r in records]
-
-    def recall(answers) -> float:
-        found = 0
-        for query, hits in zip(queries, answers, strict=True):
-            truth = {ids[i] for i in np.argpartition(-(vectors @ query), K)[:K]}
-            found += len(truth & {r.face_id for r, _ in hits})
-        return round(found / (K * len(queries)), 4)
-
-    summary = {
-        "single_search_p50_ms": round(single_p50, 3),
-        "bulk_search_p50_ms": round(bulk_p50, 3),
-        "search_p50_ratio": round(single_p50 / bulk_p50, 2),
-        "single_recall_at_10": recall(single_answers),
-        "bulk_recall_at_10": recall(bulk_answers),
-        "bulk_build_s": round(bulk_build_s, 1),
-        "segments": len(store.view("single").manifest.segments),
-    }
+    last = rows[-1]
     print(
-        f"bulk (one write of {args.faces}): search p50 {summary['bulk_search_p50_ms']} ms; "
-        f"single writes: {summary['single_search_p50_ms']} ms over {summary['segments']} segments "
-        f"(ratio {summary['search_p50_ratio']}x); recall@10 single {summary['single_recall_at_10']}, "
-        f"bulk {summary['bulk_recall_at_10']}"
+        f"bulk (one write of {args.faces}): search p50 {last['bulk_search_p50_ms']} ms; "
+        f"single writes: {last['search_p50_ms']} ms over {last['segments_after_job']} segments "
+        f"(ratio {last['search_p50_ratio']}x, searched alternately); "
+        f"recall@10 single {last['recall_at_10']}, bulk {last['bulk_recall_at_10']}; "
+        f"load average {os.getloadavg()}"
     )
-    return {"bench": "store-ingest", "writes_of": args.writes_of, "rows": rows, **summary}
+    return {"bench": "store-ingest", "writes_of": args.writes_of, "rows": rows}
 
 
 def concurrency(args, root: Path, hnsw: dict) -> dict:
@@ -380,6 +410,12 @@ def main() -> None:
     parser.add_argument("--report-every", type=int, default=10_000, help="ingestion mode: faces per row")
     parser.add_argument(
         "--maintenance-every", type=int, default=10_000, help="ingestion mode: faces between job runs"
+    )
+    parser.add_argument(
+        "--compare-at",
+        type=int,
+        nargs="*",
+        help="ingestion mode: report sizes (besides the last) at which to compare with a bulk-built copy",
     )
     args = parser.parse_args()
     hnsw = {

@@ -207,3 +207,40 @@ def test_a_tombstone_heavy_segment_is_compacted_inline_only_within_the_budget(
     assert {r.face_id for r, _ in store.view("c").search(vectors[0], k=100)} == {
         r.face_id for r in records[30:]
     }
+
+
+def test_small_segments_are_searched_as_one_block_that_follows_every_manifest(
+    store_location, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("facesearch.store.segment.BRUTE_FORCE_MAX_FACES", 100)
+    rng = np.random.default_rng(20261202)
+    store = open_store(store_location, tmp_path / "cache")
+    store.create_collection("c", face_model_version=MODEL, dim=16)
+    live: dict[str, np.ndarray] = {}
+    # One segment per size tier (no merge is due): four searched exactly as one block, one graph.
+    for size in (3, 7, 20, 70, 300):
+        records, vectors = make_faces(rng, size, 16)
+        store.add_faces("c", records, vectors)
+        live.update({r.face_id: v for r, v in zip(records, vectors, strict=True)})
+    assert [s["count"] for s in _segments(store, "c")] == [3, 7, 20, 70, 300]
+    queries = np.stack(list(live.values())[::9])
+    assert recall_at_k(store, "c", live, queries) == 1.0
+    block = store.view("c").snapshot.exact["small"]
+    assert len(block.records) == 100 and store.view("c").snapshot.exact["small"] is block  # built once
+    assert store.memory_report().block_bytes == 100 * 16 * 4
+
+    # A delete is a new manifest: its block leaves the face out.
+    victim = list(live)[5]
+    assert store.view("c").search(live[victim], k=1)[0][0].face_id == victim
+    assert store.delete_faces("c", [victim]).deleted == (victim,)
+    assert victim not in {r.face_id for r, _ in store.view("c").search(live.pop(victim), k=10)}
+    assert store.view("c").snapshot.exact["small"] is not block
+    assert store.memory_report().block_bytes == 99 * 16 * 4  # the old manifest's block went with it
+    assert recall_at_k(store, "c", live, queries) == 1.0
+
+    # Another process's write: this one reads the new manifest and searches the new face too.
+    records, vectors = make_faces(rng, 2, 16)
+    fresh_store(store_location, tmp_path / "other").add_faces("c", records, vectors)
+    assert store.view("c").search(vectors[1], k=1)[0][0].face_id == records[1].face_id
+    live.update({r.face_id: v for r, v in zip(records, vectors, strict=True)})
+    assert recall_at_k(store, "c", live, queries) == 1.0

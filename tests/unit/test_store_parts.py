@@ -168,3 +168,30 @@ def test_segment_decode_failures_are_corrupt_segment_errors(tmp_path):
     with pytest.raises(CorruptSegmentError) as error:
         segment.load_graph(path, built.ref, PARAMS)
     assert error.value.message.startswith("Segment s1 has an unreadable graph")
+
+
+def test_exact_block_joins_small_segments_without_their_tombstones_and_searches_exactly():
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(30, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    records = _records(30)
+    parts = []
+    for name, rows in (("a", slice(0, 12)), ("b", slice(12, 30))):
+        built = segment.build(name, records[rows], vectors[rows], PARAMS, "m1")
+        parts.append(segment.searchable(built.ref, built.records, built.index, built.vectors))
+    dead = {records[3].face_id, records[20].face_id}
+    block = segment.exact_block(parts, frozenset(dead), dim=8)
+    live = [row for row, record in enumerate(records) if record.face_id not in dead]
+    assert [record.face_id for record in block.records] == [records[row].face_id for row in live]
+    np.testing.assert_array_equal(block.matrix, vectors[live])
+    for query in (vectors[3], vectors[21], vectors[0]):
+        truth = [records[live[i]].face_id for i in np.argsort(-(vectors[live] @ query))[:5]]
+        hits = segment.search_block(block, query, k=5)
+        assert [block.records[row].face_id for row, _ in hits] == truth
+        assert [cosine for _, cosine in hits] == sorted((cosine for _, cosine in hits), reverse=True)
+    assert len(segment.search_block(block, vectors[0], k=100)) == 28  # k beyond the block: all live rows
+    empty = segment.exact_block([], frozenset(), dim=8)
+    assert empty.matrix.shape == (0, 8) and segment.search_block(empty, vectors[0], k=3) == []
+    records_only = segment.LoadedSegment(parts[0].ref, parts[0].records, parts[0].row_of)
+    with pytest.raises(RuntimeError):
+        segment.exact_block([records_only], frozenset(), dim=8)

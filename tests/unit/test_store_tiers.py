@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from facesearch.store.compaction import FAN_OUT, SegmentSize, plan
+from facesearch.store.compaction import FAN_OUT, INLINE_COMPACTION_MAX_FACES, SegmentSize, plan
+from facesearch.store.segment import BRUTE_FORCE_MAX_FACES
 
 WRITES = 20_000
 
@@ -91,3 +92,21 @@ def test_a_full_tier_merges_whole_and_other_tiers_are_left_alone():
     assert sorted(plan([*others, *full])) == sorted(s.segment_id for s in full)
     assert plan([*others, *full[:-1]]) == []
     assert plan([*others, *full], budget=sum(s.live for s in full) - 1) == []
+
+
+def test_the_shipped_write_budget_merges_up_to_exactly_searched_segments_and_builds_no_graph():
+    segments, _, most_per_write = _ingest(
+        WRITES, budget=INLINE_COMPACTION_MAX_FACES, maintenance_every=10_000
+    )
+    # A cascade ending in a BRUTE_FORCE_MAX_FACES segment fits a write's budget; a graph-sized merge
+    # (FAN_OUT of those) does not, and is the job's.
+    assert most_per_write == INLINE_COMPACTION_MAX_FACES
+    assert sum(FAN_OUT**tier for tier in range(1, 6)) == INLINE_COMPACTION_MAX_FACES
+    assert FAN_OUT**5 == BRUTE_FORCE_MAX_FACES < FAN_OUT * BRUTE_FORCE_MAX_FACES
+    without_job, _, _ = _ingest(WRITES, budget=INLINE_COMPACTION_MAX_FACES)
+    assert max(s.size.count for s in without_job) == BRUTE_FORCE_MAX_FACES
+    # Between job runs the 1 024-face segments wait: one per BRUTE_FORCE_MAX_FACES writes.
+    assert len(without_job) <= (FAN_OUT - 1) * 5 + WRITES // BRUTE_FORCE_MAX_FACES + 1
+    # The job merged what waited into graphs, leaving at most FAN_OUT - 1 segments per tier.
+    assert max(s.size.count for s in segments) > FAN_OUT * BRUTE_FORCE_MAX_FACES
+    assert max(Counter(s.size.tier for s in segments).values()) < FAN_OUT

@@ -50,11 +50,14 @@ class CollectionStore(Protocol):
 FAN_OUT = 4
 # A segment whose tombstoned share passes this is rebuilt without them (search then skips fewer rows).
 MAX_TOMBSTONE_SHARE = 0.2
-# Live faces a write may re-index when it compacts: segment build runs at ~1 200 faces/s at 512-D
-# (bench/store.py: 100 000 faces in 76-90 s), so ~8 s, well inside the function's 29 s timeout (API
-# Gateway's limit). Merges bigger than that are left to the scheduled maintenance job
-# (facesearch.maintenance), so between its runs a collection gains about one segment per this many faces.
-INLINE_COMPACTION_MAX_FACES = 10_000
+# Live faces a write may re-index when it compacts. A cascade of single-face writes ending in a segment of
+# segment.BRUTE_FORCE_MAX_FACES (1 024 = FAN_OUT**5) re-indexes 4 + 16 + 64 + 256 + 1 024 = 1 364 faces:
+# ~1.1 s at the measured ~1 200 faces/s (512-D), so no write waits for more than about a second of
+# merging (bench/store.py --writes-of 1 reports write max). The merges above (4 096 faces and up, the
+# graphs hnswlib searches) are left to the scheduled maintenance job (facesearch.maintenance). Between
+# its runs a collection gains one segment per ~1 024 faces written; those are searched exactly as one
+# block (store.view), ~0.1 ms per 1 024 faces a search at 512-D.
+INLINE_COMPACTION_MAX_FACES = 1_364
 # Orphan segments (from crashed or losing writers, or replaced by compaction) are deleted after this long;
 # it must exceed the slowest write (upload -> manifest swap) and the slowest reader's download.
 GC_GRACE_SECONDS = 3600.0

@@ -75,12 +75,14 @@ _BACKOFF_CAP = 1.0
 
 @dataclass(frozen=True)
 class MemoryReport:
-    """What a store holds in memory: cached manifests (by CollectionId) and loaded segments (by id)."""
+    """What a store holds in memory: cached manifests (by CollectionId), loaded segments (by id), and the
+    small segments' vectors copied into the cached manifests' exact blocks (``block_bytes``)."""
 
     cached_collections: tuple[str, ...]
     referenced_segments: frozenset[str]
     loaded_segments: frozenset[str]
     loaded_bytes: int
+    block_bytes: int = 0
 
 
 class CollectionStore:
@@ -314,12 +316,14 @@ class CollectionStore:
         with self._lock:
             cached = tuple(self._manifests)
             referenced = {ref.segment_id for s in self._manifests.values() for ref in s.manifest.segments}
+            blocks = sum(b.matrix.nbytes for s in self._manifests.values() for b in s.exact.values())
         loaded = self.memory.loaded()
         return MemoryReport(
             cached_collections=cached,
             referenced_segments=frozenset(referenced),
             loaded_segments=frozenset(segment.ref.segment_id for segment in loaded),
             loaded_bytes=sum(segment.nbytes() for segment in loaded),
+            block_bytes=blocks,
         )
 
     # ---------------------------------------------------------------- for the store's own modules only

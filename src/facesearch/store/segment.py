@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,6 +132,43 @@ def searchable(
         vectors = np.asarray(index.get_items(list(range(ref.count))), dtype=np.float32)
     matrix = np.ascontiguousarray(vectors, dtype=np.float32).reshape(ref.count, -1)
     return LoadedSegment(ref=ref, records=records, row_of=row_of, matrix=matrix)
+
+
+@dataclass(frozen=True)
+class ExactBlock:
+    """The live faces of a manifest's matrix segments as one matrix, searched with one product.
+
+    A collection built by single-face writes holds up to FAN_OUT - 1 small segments per size tier below
+    ``BRUTE_FORCE_MAX_FACES``; scanning them one by one costs a product, a partition and a sort each
+    (~25 us of Python apiece, bench/store.py --writes-of 1), so a search scans them once, together. Built
+    per manifest (a write's new segment or tombstone makes a new one); tombstoned rows are left out.
+    """
+
+    records: tuple[FaceRecord, ...]
+    matrix: np.ndarray
+
+
+def exact_block(segments: Sequence[LoadedSegment], tombstones: frozenset[str], dim: int) -> ExactBlock:
+    """One ``ExactBlock`` of the live rows of ``segments`` (each loaded with its matrix)."""
+    records: list[FaceRecord] = []
+    parts: list[np.ndarray] = []
+    for segment in segments:
+        if segment.matrix is None:
+            raise RuntimeError(f"segment {segment.ref.segment_id} has no matrix to search exactly")
+        rows = [row for row, record in enumerate(segment.records) if record.face_id not in tombstones]
+        records.extend(segment.records[row] for row in rows)
+        parts.append(segment.matrix[rows])
+    matrix = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+    return ExactBlock(records=tuple(records), matrix=np.ascontiguousarray(matrix, dtype=np.float32))
+
+
+def search_block(block: ExactBlock, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """Up to ``k`` (row, cosine) of the block nearest to the unit ``query``, best first (exact)."""
+    k = min(k, len(block.records))
+    if k <= 0:
+        return []
+    count = len(block.records)
+    return _exact(block.matrix, np.arange(count), np.zeros(0, np.int64), query, k)
 
 
 def record_to_json(record: FaceRecord) -> dict:

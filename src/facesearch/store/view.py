@@ -28,12 +28,16 @@ class Snapshot:
     """A manifest as one GET returned it, with its ETag; cached per collection while it is current.
 
     ``memo`` holds what is derived from the manifest and its segments once (the sorted live face ids),
-    so warm ListFaces pages do not re-sort the collection.
+    so warm ListFaces pages do not re-sort the collection; ``exact`` the one ``ExactBlock`` of its small
+    segments: a copy of their live vectors (about the faces written since the last maintenance run plus
+    FAN_OUT - 1 segments per tier below ``BRUTE_FORCE_MAX_FACES``; ``memory_report().block_bytes``),
+    released with the snapshot when the next manifest replaces it.
     """
 
     etag: str
     manifest: Manifest
     memo: dict[str, list[str]] = field(default_factory=dict, compare=False)
+    exact: dict[str, seg.ExactBlock] = field(default_factory=dict, compare=False)
 
 
 def check_max_results(max_results: int) -> None:
@@ -274,17 +278,30 @@ class CollectionView:
         return self.snapshot.memo["live_sorted"]
 
     def _search(self, query: np.ndarray, k: int, min_cosine: float) -> list[tuple[FaceRecord, float]]:
-        hits: list[tuple[FaceRecord, float]] = []
         manifest = self.manifest
-        for ref in manifest.segments:
-            loaded = self._segment(ref, graph=True)
+        loaded = [self._segment(ref, graph=True) for ref in manifest.segments]
+        block = self.snapshot.exact.get("small")
+        if block is None:
+            small = [segment for segment in loaded if segment.matrix is not None]
+            # Racing first searches may both build it; either copy is the same.
+            block = self.snapshot.exact.setdefault(
+                "small", seg.exact_block(small, manifest.tombstones, manifest.index.dim)
+            )
+        hits = [
+            (block.records[row], cosine)
+            for row, cosine in seg.search_block(block, query, k)
+            if cosine >= min_cosine
+        ]
+        for segment in loaded:
+            if segment.matrix is not None:
+                continue
             # A segment holding a share p of the faces holds on average a share p of the true top k, and
             # its smaller graph reaches a given recall with a smaller ef: the collection's ef is split in
             # proportion, so a search of many segments costs about what one graph of all faces costs.
-            ef = max(MIN_SEGMENT_EF, math.ceil(manifest.index.ef * ref.count / manifest.stored_count))
-            for row, cosine in seg.search(loaded, query, k, manifest.tombstones, min(ef, manifest.index.ef)):
+            ef = max(MIN_SEGMENT_EF, math.ceil(manifest.index.ef * segment.ref.count / manifest.stored_count))
+            for row, cosine in seg.search(segment, query, k, manifest.tombstones, min(ef, manifest.index.ef)):
                 if cosine >= min_cosine:
-                    hits.append((loaded.records[row], cosine))
+                    hits.append((segment.records[row], cosine))
         hits.sort(key=lambda hit: -hit[1])
         return hits[:k]
 
