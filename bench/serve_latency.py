@@ -13,10 +13,14 @@ validation and the collection search. Prints a table, and as its last line one J
 
 from __future__ import annotations
 
+import os
+
+# As the server (devtools/cli.py): one BLAS thread, so the in-process pipeline column is comparable.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import argparse
 import io
 import json
-import os
 import socket
 import statistics
 import subprocess

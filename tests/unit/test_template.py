@@ -267,6 +267,7 @@ def test_maintenance_function_gets_only_the_store_cache_and_powertools_variables
     assert environment["POWERTOOLS_SERVICE_NAME"] == telemetry.SERVICE_NAME
     assert environment["POWERTOOLS_METRICS_NAMESPACE"] == telemetry.METRICS_NAMESPACE
     assert environment["POWERTOOLS_LOG_LEVEL"] == "INFO"
+    assert environment["OPENBLAS_NUM_THREADS"] == "1"  # see template.yaml's Globals
     assert set(environment) == {
         settings.ENV_STORE,
         settings.ENV_CACHE_DIR,
@@ -274,6 +275,7 @@ def test_maintenance_function_gets_only_the_store_cache_and_powertools_variables
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "POWERTOOLS_LOG_LEVEL",
+        "OPENBLAS_NUM_THREADS",
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # Each subcommand lives in its own module with ``add_arguments(parser)`` and ``run(args) -> int``,
@@ -32,9 +33,17 @@ COMMANDS = {
     "export": ("facesearch.devtools.transfer", "write one collection to a JSON Lines file (either engine)"),
     "import": ("facesearch.devtools.transfer", "create a collection from an export file (either engine)"),
 }
+# numpy's OpenBLAS reads this once, when numpy is first imported (see main).
+BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1"}
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before any command imports numpy: OpenBLAS's idle worker threads busy-wait after each product, and
+    # in `serve`, where every search is a product over the collection's exact block, they took a core
+    # from ONNX Runtime (SearchFacesByImage p50 48 -> 108 ms on a 1 000-face collection, 2 cores;
+    # bench/serve_latency.py). One BLAS thread per request, as template.yaml sets for the functions.
+    for name, value in BLAS_THREADS.items():
+        os.environ.setdefault(name, value)
     parser = argparse.ArgumentParser(prog="facesearch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
