@@ -1,6 +1,6 @@
 """The in-function (hnsw) engine at user sizes: build, segment bytes, memory, cold/warm load, latency, recall.
 
-    nice -n 19 .venv/bin/python bench/store.py --capacity 1000000   (or: bench/capacity.py --n ...)
+    nice -n 19 .venv/bin/python bench/store.py --capacity 1000000 [--ef-construction 64]
 
 One collection of N seeded identity-clustered 512-D unit vectors (N/10 identities, same-person cosine ~0.55,
 as ``bench/store.py --data identity``) on an S3 store served over HTTP by a moto server in its own process.
