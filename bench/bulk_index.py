@@ -3,9 +3,9 @@
 Each run indexes the same photos (the first ``--photos`` of ../shared/facedata/dev, or all) into a fresh
 folder store served in-process, exactly as the command runs; then one run more on the first store shows
 the resume (every photo skipped). Prints photos/s per worker count and the ratio to one worker, and as
-its last line one JSON object. The local server runs one request at a time (as one Lambda container
-does), so extra workers only overlap the client's reading and HTTP with the handler; against a deployed
-endpoint they run on as many Lambda containers.
+its last line one JSON object. The local server runs requests concurrently (one thread each), so extra
+workers overlap whatever releases the GIL (model inference, hnswlib, I/O) on the machine's cores; against a
+deployed endpoint they run on as many Lambda containers.
 
     .venv/bin/python bench/bulk_index.py [--photos 60] [--workers 1 2 4]
 """

@@ -1,6 +1,6 @@
 """The in-function (hnsw) engine at user sizes: build, segment bytes, memory, cold/warm load, latency, recall.
 
-    nice -n 19 .venv/bin/python bench/store.py --capacity 1000000   (or: bench/capacity.py --n ...)
+    nice -n 19 .venv/bin/python bench/store.py --capacity 1000000 [--ef-construction 64]
 
 One collection of N seeded identity-clustered 512-D unit vectors (N/10 identities, same-person cosine ~0.55,
 as ``bench/store.py --data identity``) on an S3 store served over HTTP by a moto server in its own process.
@@ -87,6 +87,11 @@ def face_ids(seed: int, n: int) -> list[str]:
 
 
 def _peak_rss_mb() -> float:
+    """This process's own peak (VmHWM). Not ru_maxrss: Linux carries the parent's resident set at fork
+    into the child's ru_maxrss across exec, which once made these probes report their parent's memory."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -99,7 +104,7 @@ def _rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
-    return _peak_rss_mb()
+    return 0.0
 
 
 def _available_gb() -> float:
@@ -291,6 +296,7 @@ def run(n: int, args: argparse.Namespace, endpoint: str, guard: Guard) -> dict:
         )
         print(f"n={n} built: {json.dumps(built)}", flush=True)
         queries_file = root / "queries.npy"
+        parent_rss_mb = round(_rss_mb())  # what a child's ru_maxrss would inherit (see _peak_rss_mb)
         guard.stage(f"{n}: cold load over HTTP")
         cold = _child(
             guard, args.child_max_gb, env, "--probe", location, str(root / "cache"), str(queries_file)
@@ -345,6 +351,7 @@ def run(n: int, args: argparse.Namespace, endpoint: str, guard: Guard) -> dict:
         "true_matches_at_similarity_80": truths,
         "share_of_matches_found": round(found_matches / truths, 4) if truths else None,
         "lowest_mem_available_gib": round(guard.lowest_available_gb, 1),
+        "parent_rss_mb": parent_rss_mb,
     }
 
 

@@ -44,9 +44,12 @@ class _SerialisedEMF(AmazonCloudWatchEMFProvider):
         with self._lock:
             super().add_metadata(*args, **kwargs)
 
-    def flush_metrics(self, *args: Any, **kwargs: Any) -> None:
+    def flush_metrics(self, raise_on_empty_metrics: bool = False) -> None:
         with self._lock:
-            super().flush_metrics(*args, **kwargs)
+            # A concurrent request's flush may already have published this one's metrics: an empty set
+            # then is expected, and Powertools would only warn (it neither prints nor clears anything).
+            if self.metric_set or raise_on_empty_metrics:
+                super().flush_metrics(raise_on_empty_metrics=raise_on_empty_metrics)
 
     def clear_metrics(self) -> None:
         with self._lock:
