@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-import boto3
 import numpy as np
 from botocore.config import Config
 
@@ -20,6 +19,7 @@ from facesearch.domain import BoundingBox, FaceRecord
 from facesearch.settings import ENV_MODELS_DIR
 from facesearch.store import get_store
 from facesearch.store.view import CollectionView
+from tests.support.transport import rekognition_client
 
 BARRIER_SECONDS = 30.0
 COLLECTION = "concurrent"
@@ -27,15 +27,9 @@ DEMO_PHOTO = "package/demo/sample1.jpg"
 
 
 def _client(url: str):
-    return boto3.client(
-        "rekognition",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        # One attempt: a failed request must fail the test, not be retried after the other finished.
-        config=Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=2 * BARRIER_SECONDS),
-    )
+    # One attempt: a failed request must fail the test, not be retried after the other finished.
+    config = Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=2 * BARRIER_SECONDS)
+    return rekognition_client(url, config=config)
 
 
 def _meeting_searches(monkeypatch) -> list[tuple[str, int]]:
@@ -76,7 +70,14 @@ def test_two_searches_by_face_id_run_at_once(tmp_path, monkeypatch):
         store = get_store()
         model = store.view(COLLECTION).manifest.face_model_version
         records = [
-            FaceRecord(f"{i:08d}-0000-4000-8000-000000000000", "img", None, box, 99.0, model)
+            FaceRecord(
+                f"{i:08d}-0000-4000-8000-000000000000",
+                "00000000-0000-4000-8000-0000000000aa",
+                None,
+                box,
+                99.0,
+                model,
+            )
             for i in range(40)
         ]
         store.add_faces(COLLECTION, records, vectors)

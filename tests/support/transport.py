@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.config import Config
 
 from facesearch.protocol import model
 from facesearch.protocol.validate import violations
@@ -73,10 +74,19 @@ def check_output_shape(response_dict: dict[str, Any], operation_model: Any, **_:
         assert not problems, f"{operation_model.name} response breaks its output shape: {problems}"
 
 
-def rekognition_client(endpoint_url: str, transport: HandlerTransport | None = None, **credentials: str):
+def rekognition_client(
+    endpoint_url: str,
+    transport: HandlerTransport | None = None,
+    config: Config | None = None,
+    **credentials: str,
+):
     """An unchanged boto3 Rekognition client, answered in-process when ``transport`` is given."""
     client = boto3.client(
-        "rekognition", endpoint_url=endpoint_url, region_name=REGION, **(credentials or DUMMY_CREDENTIALS)
+        "rekognition",
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        config=config,
+        **(credentials or DUMMY_CREDENTIALS),
     )
     if transport is not None:
         client.meta.events.register("before-send.rekognition", transport)
