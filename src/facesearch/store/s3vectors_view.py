@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from facesearch.domain import BoundingBox, FaceRecord, UserMatch
+from facesearch.domain import BoundingBox, FaceRecord
 from facesearch.errors import InternalServerError, ResourceNotFoundException
 from facesearch.store import changes
 from facesearch.store.vectorindex import QUERY_TOP_K_MAX, IndexGone, Neighbour, VectorIndexes
@@ -187,35 +187,18 @@ class S3VectorsView(CollectionView):
             for hit in self.nearest(query, k, min_cosine)
         ]
 
-    def search_users(
-        self, vector: np.ndarray, *, k: int, min_cosine: float = -1.0, face_model_version: str | None = None
-    ) -> list[UserMatch]:
-        """As CollectionView.search_users, searching only faces whose ``user_id`` hint is set."""
-        manifest = self.manifest
-        query = self._check_query(vector, k, face_model_version)
-        user_of = manifest.user_of()
-        if not user_of:
-            return []
-        width = max(4 * k, 64)
-        while True:
-            hits = self.nearest(query, width, min_cosine, only_users=True)
-            best: dict[str, tuple[Neighbour, float]] = {}
-            for hit in hits:
-                owner = user_of.get(hit.key)
-                if owner is not None and owner not in best:
-                    best[owner] = (hit, cosine_of(hit))
-            if len(best) >= k or len(hits) < width or width >= len(user_of):
-                break
-            width *= 4
-        matches = [
-            UserMatch(
-                user=changes.user_record(owner, manifest.users[owner]),
-                cosine=cosine,
-                face=record_of(hit.key, hit.metadata, user_of),
-            )
-            for owner, (hit, cosine) in best.items()
+    def _user_candidates(
+        self, query: np.ndarray, k: int, min_cosine: float
+    ) -> list[tuple[FaceRecord, float]]:
+        """Only faces whose ``user_id`` hint is set (a metadata filter), so users are found in one query."""
+        user_of = self.manifest.user_of()
+        return [
+            (record_of(hit.key, hit.metadata, user_of), cosine_of(hit))
+            for hit in self.nearest(query, k, min_cosine, only_users=True)
         ]
-        return sorted(matches, key=lambda match: -match.cosine)[:k]
+
+    def _user_candidate_count(self, user_of: dict[str, str]) -> int:
+        return len(user_of)
 
     def nearest(
         self, query: np.ndarray, k: int, min_cosine: float, *, only_users: bool = False

@@ -225,16 +225,16 @@ class CollectionView:
         user_of = manifest.user_of()
         if not user_of:
             return []
-        # Widen the face search until k users are found or every face above min_cosine has been seen.
+        # Widen the face search until k users are found or every candidate above min_cosine has been seen.
         width = max(4 * k, 64)
         while True:
-            hits = self._search(query, width, min_cosine)
+            hits = self._user_candidates(query, width, min_cosine)
             best: dict[str, tuple[FaceRecord, float]] = {}
             for record, cosine in hits:
                 owner = user_of.get(record.face_id)
                 if owner is not None and owner not in best:
                     best[owner] = (record, cosine)
-            if len(best) >= k or len(hits) < width or width >= manifest.face_count:
+            if len(best) >= k or len(hits) < width or width >= self._user_candidate_count(user_of):
                 break
             width *= 4
         matches = [
@@ -248,6 +248,16 @@ class CollectionView:
         return sorted(matches, key=lambda match: -match.cosine)[:k]
 
     # ---------------------------------------------------------------------------------------------- inside
+
+    def _user_candidates(
+        self, query: np.ndarray, k: int, min_cosine: float
+    ) -> list[tuple[FaceRecord, float]]:
+        """The faces search_users looks at, nearest first: here every live face (engines may narrow it)."""
+        return self._search(query, k, min_cosine)
+
+    def _user_candidate_count(self, user_of: dict[str, str]) -> int:
+        """How many faces ``_user_candidates`` can return at most: past it, widening finds nothing new."""
+        return self.manifest.face_count
 
     def _segment(self, ref: SegmentRef, *, graph: bool) -> seg.LoadedSegment:
         return self.memory.load(self.blobs, self.manifest, ref, graph=graph)
