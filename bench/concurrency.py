@@ -25,27 +25,14 @@ import threading
 import time
 from pathlib import Path
 
-import boto3
 import numpy as np
-from botocore.config import Config
-from serve_latency import COLLECTION, DEMO, downscale, free_port, top_up, wait_ready
+from serve_latency import COLLECTION, DEMO, downscale, free_port, local_client, top_up, wait_ready
 
 from facesearch.devtools.registry import FACE_API, extract
 from facesearch.settings import ENV_STORE, REPO_ROOT
 
 SEED = 0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _client(url: str):
-    return boto3.client(
-        "rekognition",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="bench",
-        aws_secret_access_key="bench",
-        config=Config(retries={"max_attempts": 1}, max_pool_connections=1),
-    )
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -55,7 +42,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def _round(url: str, call, clients: int, seconds: float, server_pid: int) -> dict:
     """``clients`` threads calling ``call(client, i)`` back to back for ``seconds``."""
-    boto_clients = [_client(url) for _ in range(clients)]
+    boto_clients = [local_client(url, connections=1) for _ in range(clients)]
     for client in boto_clients:  # connect and warm each client before the clock starts
         call(client, 0)
     latencies: list[list[float]] = [[] for _ in range(clients)]
@@ -126,7 +113,7 @@ def main() -> int:
             stderr=subprocess.DEVNULL,
         )
         try:
-            client = _client(url)
+            client = local_client(url, connections=1)
             wait_ready(client, server)
             client.create_collection(CollectionId=COLLECTION)
             real = [

@@ -52,6 +52,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def local_client(url: str, connections: int = 10):
+    """An unchanged boto3 Rekognition client for the local server: any credentials, one attempt per call."""
+    return boto3.client(
+        "rekognition",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        config=Config(retries={"max_attempts": 1}, max_pool_connections=connections),
+    )
+
+
 def wait_ready(client, server: subprocess.Popen, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -136,14 +148,7 @@ def main() -> int:
             stderr=subprocess.DEVNULL,
         )
         try:
-            client = boto3.client(
-                "rekognition",
-                endpoint_url=f"http://127.0.0.1:{port}",
-                region_name="us-east-1",
-                aws_access_key_id="bench",
-                aws_secret_access_key="bench",
-                config=Config(retries={"max_attempts": 1}),
-            )
+            client = local_client(f"http://127.0.0.1:{port}")
             wait_ready(client, server)
             client.create_collection(CollectionId=COLLECTION)
             real = sum(
