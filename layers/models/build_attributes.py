@@ -384,8 +384,8 @@ def up_to_date(root: Path) -> bool:
         and age.get("range_min_half_width") == AGE_RANGE_MIN_HALF_WIDTH
         and manifest["preprocessing"]["eye"] == EYE_PREPROCESSING
         and all(manifest["models"][role]["file"].endswith(FLUSHED_SUFFIX) for role in AGE_GENDER_MEMBERS)
+        and manifest["preprocessing"].get("expression") == expression_preprocessing()
     )
-    current = current and manifest["preprocessing"].get("expression") == expression_preprocessing()
     if not current:
         log(f"{root.name}: rebuilding (constants changed)")
     return current
