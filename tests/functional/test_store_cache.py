@@ -127,3 +127,65 @@ def test_a_view_serves_a_requests_reads_from_one_manifest_get(store_location, tm
     assert [u.user_id for u in view.list_users(max_results=10).items] == ["u"]
 
     assert reader.blobs.calls == [("get", "collections/c/manifest.json")]
+
+
+def _one_blob(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    blobs = FolderBlobStore(source)
+    body = b"segment bytes" * 50
+    blobs.put_if_absent("k", body)
+    return blobs, body, hashlib.sha256(body).hexdigest()
+
+
+def test_a_pinned_file_survives_discard_and_eviction(tmp_path):
+    blobs, body, sha = _one_blob(tmp_path)
+    cache = DiskCache(tmp_path / "cache", max_bytes=10)
+    with cache.pinned(blobs, "k", "k", sha, verify=True) as path:
+        cache.discard("k")
+        cache.evict(keep=tmp_path / "none")
+        assert not cache.path("k").exists()
+        assert path.read_bytes() == body
+    assert not path.exists()  # the private link goes with the block
+
+
+def test_a_file_evicted_between_fetch_and_pin_is_downloaded_privately(tmp_path, monkeypatch):
+    blobs, body, sha = _one_blob(tmp_path)
+    cache = DiskCache(tmp_path / "cache", max_bytes=10_000)
+    fetch = cache.fetch
+
+    def fetch_then_lose_it(*args):
+        path = fetch(*args)
+        path.unlink()  # another thread's discard, or another process's eviction
+        return path
+
+    monkeypatch.setattr(cache, "fetch", fetch_then_lose_it)
+    with cache.pinned(blobs, "k", "k", sha, verify=False) as path:
+        assert path.read_bytes() == body
+    assert cache.downloads == 2
+
+
+def test_a_cached_file_damaged_on_disk_is_fetched_again(tmp_path):
+    blobs, body, sha = _one_blob(tmp_path)
+    cache = DiskCache(tmp_path / "cache", max_bytes=10_000)
+    cache.fetch(blobs, "k", "k", sha)
+    cache.path("k").write_bytes(b"bit rot")
+    with cache.pinned(blobs, "k", "k", sha, verify=True) as path:
+        assert path.read_bytes() == body
+    assert cache.downloads == 2
+
+
+def test_a_search_survives_its_segment_leaving_the_cache_mid_load(store_location, tmp_path, monkeypatch):
+    """The race CI met: a compaction's forget_cached ran between a search's cache lookup and its read."""
+    _, records, vectors = _populate(store_location, tmp_path)
+    reader = open_store(store_location, tmp_path / "reader-cache")
+    fetch = reader.cache.fetch
+
+    def fetch_then_forget(blobs, key, name, sha256):
+        path = fetch(blobs, key, name, sha256)
+        segment_id = key.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        reader.forget_cached("c", segment_id)
+        return path
+
+    monkeypatch.setattr(reader.cache, "fetch", fetch_then_forget)
+    assert reader.view("c").search(vectors[7], k=1)[0][0] == records[7]

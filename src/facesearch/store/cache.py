@@ -2,14 +2,17 @@
 
 Segments never change once written, so a cached file never goes stale: it is verified against the
 manifest's sha256 once, when downloaded, and then reused until evicted. Files are written to a temp name
-and renamed, so several processes may share one cache folder.
+and renamed, so several processes may share one cache folder. A reader ``pin``s the file it reads (a
+private hard link), so an eviction or a discard by another thread or process cannot remove it mid-read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from facesearch.store.blobs import BlobStore
@@ -40,29 +43,40 @@ class DiskCache:
             with contextlib.suppress(FileNotFoundError):
                 os.utime(path)
                 return path
-        self.root.mkdir(parents=True, exist_ok=True)
-        part = self.root / f"{_PART_PREFIX}{uuid.uuid4().hex}"
+        part = self._part()
         try:
-            digest = blobs.download(key, part)
-            self.downloads += 1
-            if digest is None:
-                raise CorruptSegmentError(
-                    f"Segment object {key} named by the manifest is missing from the store."
-                )
-            if digest != sha256:
-                raise CorruptSegmentError(
-                    f"Segment object {key} is corrupt: its sha256 is {digest}, the manifest says {sha256}."
-                )
+            self._download(blobs, key, part, sha256)
             os.replace(part, path)
         finally:
             part.unlink(missing_ok=True)
         self.evict(keep=path)
         return path
 
+    @contextlib.contextmanager
+    def pinned(self, blobs: BlobStore, key: str, name: str, sha256: str, *, verify: bool) -> Iterator[Path]:
+        """A private hard link to the cached file ``name`` (see ``fetch``), removed when the block ends.
+
+        Eviction skips private names and a discard unlinks only the shared name, so the pinned file
+        stays readable. If the shared file vanished between fetch and link, the pin is a private
+        download. ``verify`` re-hashes the cached bytes (files damaged on local disk are fetched again).
+        """
+        pin = self._part()
+        try:
+            try:
+                os.link(self.fetch(blobs, key, name, sha256), pin)
+            except FileNotFoundError:
+                self._download(blobs, key, pin, sha256)
+            if verify and _sha256(pin) != sha256:
+                self.discard(name)
+                pin.unlink()
+                self._download(blobs, key, pin, sha256)
+            yield pin
+        finally:
+            pin.unlink(missing_ok=True)
+
     def store(self, name: str, body: bytes) -> None:
         """Put bytes this process just wrote to the blob store straight into the cache."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        part = self.root / f"{_PART_PREFIX}{uuid.uuid4().hex}"
+        part = self._part()
         part.write_bytes(body)
         os.replace(part, self.path(name))
         self.evict(keep=self.path(name))
@@ -92,3 +106,24 @@ class DiskCache:
                 path.unlink(missing_ok=True)
                 total -= size
         self._estimated_bytes = total
+
+    def _part(self) -> Path:
+        """A fresh private name in the cache folder (never counted, never evicted)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root / f"{_PART_PREFIX}{uuid.uuid4().hex}"
+
+    def _download(self, blobs: BlobStore, key: str, target: Path, sha256: str) -> None:
+        digest = blobs.download(key, target)
+        self.downloads += 1
+        if digest is None:
+            raise CorruptSegmentError(
+                f"Segment object {key} named by the manifest is missing from the store."
+            )
+        if digest != sha256:
+            raise CorruptSegmentError(
+                f"Segment object {key} is corrupt: its sha256 is {digest}, the manifest says {sha256}."
+            )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from facesearch.store import keys
@@ -41,7 +42,8 @@ class SegmentMemory:
         with self._lock:
             loaded = self._segments.get(ref.segment_id)
             if loaded is None:
-                body = self._fetch(blobs, manifest.collection_id, ref, "json").read_bytes()
+                with self._pinned(blobs, manifest.collection_id, ref, "json") as path:
+                    body = path.read_bytes()
                 records = seg.parse_records(body, ref)
                 loaded = seg.LoadedSegment(
                     ref=ref,
@@ -49,8 +51,9 @@ class SegmentMemory:
                     row_of={record.face_id: row for row, record in enumerate(records)},
                 )
             if graph and not loaded.searchable:
-                path = self._fetch(blobs, manifest.collection_id, ref, "bin")
-                loaded = seg.searchable(ref, loaded.records, seg.load_graph(path, ref, manifest.index))
+                with self._pinned(blobs, manifest.collection_id, ref, "bin") as path:
+                    graph_index = seg.load_graph(path, ref, manifest.index)
+                loaded = seg.searchable(ref, loaded.records, graph_index)
             if keep:
                 self._segments[ref.segment_id] = loaded
             return loaded
@@ -72,14 +75,16 @@ class SegmentMemory:
         with self._lock:
             return list(self._segments.values())
 
-    def _fetch(self, blobs: BlobStore, collection_id: str, ref: SegmentRef, ext: str) -> Path:
+    @contextlib.contextmanager
+    def _pinned(self, blobs: BlobStore, collection_id: str, ref: SegmentRef, ext: str) -> Iterator[Path]:
+        # Records are re-hashed on every load (cheap, and a damaged file would silently change answers);
+        # a damaged graph fails load_graph's own checks.
         sha = ref.bin_sha256 if ext == "bin" else ref.json_sha256
         name = keys.cache_name(blobs.location, collection_id, ref.segment_id, ext)
-        path = self.cache.path(name)
-        if path.exists() and ext == "json" and hashlib.sha256(path.read_bytes()).hexdigest() != sha:
-            self.cache.discard(name)  # damaged on local disk: fetch it again
+        key = keys.segment_key(collection_id, ref.segment_id, ext)
         try:
-            return self.cache.fetch(blobs, keys.segment_key(collection_id, ref.segment_id, ext), name, sha)
+            with self.cache.pinned(blobs, key, name, sha, verify=ext == "json") as path:
+                yield path
         except CorruptSegmentError as error:
             raise CorruptSegmentError(
                 f"Collection {collection_id} cannot be read: {error.message}"
