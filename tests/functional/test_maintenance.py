@@ -27,19 +27,18 @@ def _manifest(store, collection_id: str) -> dict:
 
 @pytest.fixture
 def store(store_location, tmp_path, monkeypatch):
-    """Three collections whose writes left their compactions to the job (an inline budget of 1 face):
-    ``a`` has FAN_OUT segments of one tier (a merge is due), ``b`` two (not due), ``c`` one with 30%
-    tombstones."""
+    """Three collections whose writes left their compactions to the job (an inline budget of 1 face,
+    segments over 8 faces have a graph): ``a`` has FAN_OUT small segments (merged whole), ``b`` a graph and
+    a segment under FOLD_SHARE of it (not due), ``c`` one with 30% tombstones."""
     monkeypatch.setattr("facesearch.store.compaction.INLINE_COMPACTION_MAX_FACES", 1)
+    monkeypatch.setattr("facesearch.store.segment.BRUTE_FORCE_MAX_FACES", 8)
     monkeypatch.setattr(maintenance, "PAGE_SIZE", 2)  # three collections span two pages
     rng = np.random.default_rng(31)
     store = open_store(store_location, tmp_path / "cache")
-    for collection_id, segments in (("a", FAN_OUT), ("b", 2), ("c", 1)):
+    for collection_id, sizes in (("a", [FACES] * FAN_OUT), ("b", [8 * FACES, FACES - 1]), ("c", [2 * FACES])):
         store.create_collection(collection_id, face_model_version=MODEL, dim=DIM)
-        for _ in range(segments):
-            store.add_faces(
-                collection_id, *make_faces(rng, 2 * FACES if collection_id == "c" else FACES, DIM)
-            )
+        for size in sizes:
+            store.add_faces(collection_id, *make_faces(rng, size, DIM))
     doomed = [face.face_id for face in store.view("c").list_faces(max_results=3).items]
     assert store.delete_faces("c", doomed).deleted == tuple(doomed)
     assert len(_manifest(store, "a")["segments"]) == FAN_OUT

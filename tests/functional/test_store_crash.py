@@ -56,12 +56,16 @@ def _operations(rng):
         "associate_faces": lambda s, c, r: s.associate_faces(c, "u1", [r[2].face_id, r[3].face_id]),
         "delete_user": lambda s, c, r: s.delete_user(c, "u1"),
         "compact": lambda s, c, r: s.compact(c, force=True),
+        # With segments of 6 graph-sized, the job inserts the second's live faces into the first's graph.
+        "job fold": lambda s, c, r: s.compact(c),
     }
 
 
 @pytest.mark.parametrize("operation", list(_operations(np.random.default_rng(0))))
 def test_crash_at_every_write_step(store_location, tmp_path, monkeypatch, operation):
     monkeypatch.setattr("facesearch.store.compaction.FAN_OUT", 3)
+    if operation == "job fold":
+        monkeypatch.setattr("facesearch.store.segment.BRUTE_FORCE_MAX_FACES", 5)
     rng = np.random.default_rng(99)
     op = _operations(rng)[operation]
     queries = rng.normal(size=(3, DIM)).astype(np.float32)
@@ -104,7 +108,7 @@ def test_crash_at_every_write_step(store_location, tmp_path, monkeypatch, operat
         if not crashed:
             assert step > 1
             break
-    if operation == "compact":
+    if operation in ("compact", "job fold"):
         # Compaction changes no answer, and it did merge (fewer segment objects than before).
         assert after == before
         assert len(_referenced_objects(reference, f"ref-{step}")) < segments_before

@@ -8,7 +8,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from facesearch.store.compaction import FAN_OUT, INLINE_COMPACTION_MAX_FACES, SegmentSize, plan
+from facesearch.store.compaction import (
+    FAN_OUT,
+    FOLD_SHARE,
+    INLINE_COMPACTION_MAX_FACES,
+    Merge,
+    SegmentSize,
+    plan,
+    plan_job,
+)
 from facesearch.store.segment import BRUTE_FORCE_MAX_FACES
 
 WRITES = 20_000
@@ -22,7 +30,7 @@ class _Simulated:
     reindexed: int
 
 
-def _ingest(writes: int, *, budget: int | None, maintenance_every: int | None = None):
+def _ingest(writes: int, *, budget: int | None, maintenance_every: int | None = None, job_plan: bool = True):
     """Single-face writes, each followed by the write's compaction (and the job every so often)."""
     segments: list[_Simulated] = []
     most_segments = 0
@@ -35,18 +43,22 @@ def _ingest(writes: int, *, budget: int | None, maintenance_every: int | None = 
         for limit in passes:
             remaining = limit
             while True:
-                chosen = set(plan([s.size for s in segments], budget=remaining))
+                sizes = [s.size for s in segments]
+                job = plan_job(sizes) if limit is None and job_plan else None
+                chosen = set(job.sources) | {job.base} - {None} if job else set(plan(sizes, budget=remaining))
                 if not chosen:
                     break
                 group = [s for s in segments if s.size.segment_id in chosen]
-                merged = sum(s.size.live for s in group)
+                # A fold indexes only the faces inserted into the base; the base's are not re-indexed.
+                merged = sum(s.size.live for s in group if not job or s.size.segment_id != job.base)
                 if limit is not None:
                     most_per_write = max(most_per_write, limit - remaining + merged)
                     remaining -= merged
                 segments = [s for s in segments if s.size.segment_id not in chosen]
                 segments.append(
                     _Simulated(
-                        SegmentSize(f"m{n}-{len(segments)}", merged), 1 + max(s.reindexed for s in group)
+                        SegmentSize(f"m{n}-{len(segments)}", sum(s.size.live for s in group)),
+                        max(s.reindexed + (not job or s.size.segment_id != job.base) for s in group),
                     )
                 )
         most_segments = max(most_segments, len(segments))
@@ -54,7 +66,7 @@ def _ingest(writes: int, *, budget: int | None, maintenance_every: int | None = 
 
 
 def test_single_writes_reindex_each_face_log_n_times_and_keep_few_segments():
-    segments, most_segments, _ = _ingest(WRITES, budget=None)
+    segments, most_segments, _ = _ingest(WRITES, budget=None, job_plan=False)
     tiers = math.floor(math.log(WRITES, FAN_OUT)) + 1
     assert sum(s.size.count for s in segments) == WRITES
     # Each merge lifts its faces a tier: at most one re-index per tier above the first.
@@ -107,6 +119,32 @@ def test_the_shipped_write_budget_merges_up_to_exactly_searched_segments_and_bui
     assert max(s.size.count for s in without_job) == BRUTE_FORCE_MAX_FACES
     # Between job runs the 1 024-face segments wait: one per BRUTE_FORCE_MAX_FACES writes.
     assert len(without_job) <= (FAN_OUT - 1) * 5 + WRITES // BRUTE_FORCE_MAX_FACES + 1
-    # The job merged what waited into graphs, leaving at most FAN_OUT - 1 segments per tier.
-    assert max(s.size.count for s in segments) > FAN_OUT * BRUTE_FORCE_MAX_FACES
-    assert max(Counter(s.size.tier for s in segments).values()) < FAN_OUT
+    # The job left one graph and at most one smaller segment.
+    assert len(segments) <= 2 and max(s.size.count for s in segments) > FAN_OUT * BRUTE_FORCE_MAX_FACES
+
+
+def test_the_job_inserts_into_the_largest_graph_once_the_rest_holds_its_share():
+    big = SegmentSize("big", 8000, 100)
+    rest = [SegmentSize("a", 600), SegmentSize("b", 400, 10)]
+    assert FOLD_SHARE * big.live <= 990
+    assert plan_job([big, *rest]) == Merge(("a", "b"), base="big")
+    # Below the share the rest merge into one smaller segment, which then stays until it grows.
+    assert plan_job([big, SegmentSize("a", 500), SegmentSize("b", 400)]) == Merge(("a", "b"))
+    assert plan_job([big, SegmentSize("ab", 900)]) is None
+    assert plan_job([big, SegmentSize("ab", 900, 1)]) == Merge(("ab",))
+    assert plan_job([big]) is None
+
+
+def test_the_job_rebuilds_heavy_segments_first_and_merges_a_collection_without_a_graph_whole():
+    heavy = SegmentSize("heavy", 8000, 4000)
+    assert plan_job([heavy, SegmentSize("a", 600)]) == Merge(("heavy",))
+    small = [SegmentSize(f"s{i}", BRUTE_FORCE_MAX_FACES) for i in range(3)]
+    assert plan_job(small) == Merge(tuple(s.segment_id for s in small))
+
+
+def test_between_job_runs_single_writes_leave_one_graph_and_a_bounded_rest():
+    segments, _, most_per_write = _ingest(WRITES, budget=INLINE_COMPACTION_MAX_FACES, maintenance_every=2000)
+    assert most_per_write <= INLINE_COMPACTION_MAX_FACES
+    assert sum(s.size.count for s in segments) == WRITES
+    # Each face was indexed into a graph at most twice: in the smaller graph, then inserted into the big one.
+    assert max(s.reindexed for s in segments) <= 5 + 2

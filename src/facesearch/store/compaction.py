@@ -37,9 +37,7 @@ class CollectionStore(Protocol):
 
     def forget_cached(self, collection_id: str, segment_id: str) -> None: ...
 
-    def upload_segment(
-        self, collection_id: str, manifest: Manifest, records: tuple[FaceRecord, ...], vectors: np.ndarray
-    ) -> seg.BuiltSegment: ...
+    def upload_segment(self, collection_id: str, built: seg.BuiltSegment) -> None: ...
 
 
 # Size tiers: a segment of n live faces is in tier floor(log_FAN_OUT(n)); FAN_OUT segments of one tier
@@ -58,6 +56,14 @@ MAX_TOMBSTONE_SHARE = 0.2
 # its runs a collection gains one segment per ~1 024 faces written; those are searched exactly as one
 # block (store.view), ~0.1 ms per 1 024 faces a search at 512-D.
 INLINE_COMPACTION_MAX_FACES = 1_364
+# The job's merges (``plan_job``) keep a collection at one large graph plus at most one smaller one:
+# searching several graphs costs about one whole-collection graph search each at equal recall
+# (bench/ingest_recall.py), so tiers of graphs would make a collection built by single writes ~3x
+# slower to search than one built in bulk. The job inserts what writes left into the largest graph once
+# they hold this share of its faces; below it, they are merged into the one smaller graph. Inserting
+# indexes each face once, but rewrites the large graph, which every warm reader then downloads again:
+# this share bounds that to once per ~1/8 of the collection written.
+FOLD_SHARE = 1 / 8
 # Orphan segments (from crashed or losing writers, or replaced by compaction) are deleted after this long;
 # it must exceed the slowest write (upload -> manifest swap) and the slowest reader's download.
 GC_GRACE_SECONDS = 3600.0
@@ -111,13 +117,56 @@ def plan(segments: Sequence[SegmentSize], *, force: bool = False, budget: int | 
     return []
 
 
+@dataclass(frozen=True)
+class Merge:
+    """One merge: ``sources`` become one new segment without their tombstoned faces. With a ``base``,
+    the new segment is the base's rows (tombstoned ones too: their tombstones stay) followed by the
+    sources' live faces, inserted into a copy of the base's graph instead of rebuilding it."""
+
+    sources: tuple[str, ...]
+    base: str | None = None
+
+
+def plan_job(segments: Sequence[SegmentSize]) -> Merge | None:
+    """The scheduled job's next merge (None: the collection is as compact as the job makes it).
+
+    A tombstone-heavy segment is rebuilt first (as ``plan``). Then everything but the largest segment
+    is inserted into it once it holds ``FOLD_SHARE`` of the largest's live faces, or else merged into
+    one smaller segment; a collection with no graph-sized segment is merged whole.
+    """
+    heavy = plan([s for s in segments if s.heavy])
+    if heavy:
+        return Merge(tuple(heavy))
+    if len(segments) < 2:
+        return None
+    largest = max(segments, key=lambda s: s.live)
+    others = [s for s in segments if s is not largest]
+    if largest.count <= seg.BRUTE_FORCE_MAX_FACES:
+        return Merge(tuple(s.segment_id for s in segments))
+    if sum(s.live for s in others) >= FOLD_SHARE * largest.live:
+        return Merge(tuple(s.segment_id for s in others), base=largest.segment_id)
+    if len(others) > 1 or others[0].dead:
+        return Merge(tuple(s.segment_id for s in others))
+    return None
+
+
 def compact(store: CollectionStore, collection_id: str, *, force: bool, budget: int | None) -> bool:
-    """Run the merges ``plan`` selects, each its own manifest swap, until none is due or fits what is left
-    of ``budget``; True if any swap applied."""
+    """Run merges, each its own manifest swap, until none is due or fits what is left of ``budget``;
+    True if any swap applied. ``force``: first everything into one rebuilt segment. No ``budget``: the
+    scheduled job's merges (``plan_job``); else a write's (``plan``, within the budget)."""
     swapped_any = False
     remaining = budget
     while remaining is None or remaining > 0:
-        merged = _merge_once(store, collection_id, force=force, budget=remaining)
+        manifest = store.view(collection_id).manifest
+        sizes = _sizes(store, manifest)
+        if force or budget is not None:
+            chosen = plan(sizes, force=force, budget=remaining)
+            merge = Merge(tuple(chosen)) if chosen else None
+        else:
+            merge = plan_job(sizes)
+        if merge is None:
+            break
+        merged = _merge(store, collection_id, manifest, merge)
         if merged is None:
             break
         swapped_any = True
@@ -127,36 +176,55 @@ def compact(store: CollectionStore, collection_id: str, *, force: bool, budget: 
     return swapped_any
 
 
-def _merge_once(store: CollectionStore, collection_id: str, *, force: bool, budget: int | None) -> int | None:
-    """One merge of what ``plan`` selects: the live faces it re-indexed, or None if nothing swapped."""
-    view = store.view(collection_id)
-    manifest = view.manifest
+def _sizes(store: CollectionStore, manifest: Manifest) -> list[SegmentSize]:
     dead: dict[str, int] = {}
     if manifest.tombstones:
         for ref in manifest.segments:
             row_of = store.segment(manifest, ref, graph=False).row_of
             dead[ref.segment_id] = sum(1 for face_id in manifest.tombstones if face_id in row_of)
-    sizes = [SegmentSize(ref.segment_id, ref.count, dead.get(ref.segment_id, 0)) for ref in manifest.segments]
-    chosen = set(plan(sizes, force=force, budget=budget))
-    if not chosen:
-        return None
-    group = [ref for ref in manifest.segments if ref.segment_id in chosen]
+    return [SegmentSize(ref.segment_id, ref.count, dead.get(ref.segment_id, 0)) for ref in manifest.segments]
+
+
+def _merge(store: CollectionStore, collection_id: str, manifest: Manifest, merge: Merge) -> int | None:
+    """Apply ``merge`` to ``manifest``: the faces it (re-)indexed, or None if its swap lost a race."""
+    refs = {ref.segment_id: ref for ref in manifest.segments}
     records: list[FaceRecord] = []
     vectors: list[np.ndarray] = []
     gone: set[str] = set()
-    for ref in group:
-        loaded = store.segment(manifest, ref, graph=True)
+    for segment_id in merge.sources:
+        loaded = store.segment(manifest, refs[segment_id], graph=True)
         rows = [row for row, record in enumerate(loaded.records) if record.face_id not in manifest.tombstones]
         gone.update(record.face_id for record in loaded.records if record.face_id in manifest.tombstones)
         records.extend(loaded.records[row] for row in rows)
         if rows:
             vectors.append(loaded.vectors(rows))
-    merged = np.concatenate(vectors) if vectors else np.zeros((0, manifest.index.dim), np.float32)
-    built = store.upload_segment(collection_id, manifest, tuple(records), merged) if records else None
+    stacked = np.concatenate(vectors) if vectors else np.zeros((0, manifest.index.dim), np.float32)
+    replaced = set(merge.sources)
+    built: seg.BuiltSegment | None = None
+    if merge.base is not None:
+        replaced.add(merge.base)
+        base = refs[merge.base]
+        graph = store.memory.graph_copy(store.blobs, manifest, base, capacity=base.count + len(records))
+        base_records = store.segment(manifest, base, graph=False).records
+        built = seg.extend(
+            keys.new_segment_id(),
+            base_records,
+            graph,
+            tuple(records),
+            stacked,
+            manifest.index,
+            manifest.face_model_version,
+        )
+    elif records:
+        built = seg.build(
+            keys.new_segment_id(), tuple(records), stacked, manifest.index, manifest.face_model_version
+        )
+    if built is not None:
+        store.upload_segment(collection_id, built)
     swapped = store.mutate(
         collection_id,
         lambda current: changes.replace_segments(
-            current.manifest, frozenset(chosen), built.ref if built else None, frozenset(gone)
+            current.manifest, frozenset(replaced), built.ref if built else None, frozenset(gone)
         ),
     )
     if swapped and built:
@@ -165,7 +233,7 @@ def _merge_once(store: CollectionStore, collection_id: str, *, force: bool, budg
         # This process will not read the merged segments again (readers of an older manifest elsewhere
         # download them if they need them: GC keeps the objects for GC_GRACE_SECONDS). Their objects are
         # left to the scheduled GC: listing every segment object on each merge would cost O(objects).
-        for segment_id in chosen:
+        for segment_id in replaced:
             store.forget_cached(collection_id, segment_id)
     if not swapped and built:
         # Never referenced by any manifest, so nobody can be reading it.

@@ -16,7 +16,6 @@ import fnmatch
 import random
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -223,7 +222,8 @@ class CollectionStore:
         if manifest.engine == ENGINE_S3VECTORS:
             s3vectors.add_faces(self, manifest, records, unit)
             return
-        built = self.upload_segment(collection_id, manifest, records, unit)
+        built = seg.build(keys.new_segment_id(), records, unit, manifest.index, manifest.face_model_version)
+        self.upload_segment(collection_id, built)
         self.mutate(collection_id, lambda current: changes.add_segment(current.manifest, manifest, built.ref))
         self.memory.remember(built)
         self.maybe_compact(collection_id)
@@ -360,18 +360,14 @@ class CollectionStore:
         for ext in ("bin", "json"):
             self.cache.discard(keys.cache_name(self.blobs.location, collection_id, segment_id, ext))
 
-    def upload_segment(
-        self, collection_id: str, manifest: Manifest, records: tuple[FaceRecord, ...], vectors: np.ndarray
-    ) -> seg.BuiltSegment:
-        """Build and upload a segment (an orphan until a manifest swap names it); cached on disk too."""
-        segment_id = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex}"
-        built = seg.build(segment_id, records, vectors, manifest.index, manifest.face_model_version)
+    def upload_segment(self, collection_id: str, built: seg.BuiltSegment) -> None:
+        """Upload a built segment (an orphan until a manifest swap names it); cached on disk too."""
         # JSON first: a .bin with no .json is recognisably incomplete; both are orphans until the swap.
+        segment_id = built.ref.segment_id
         for ext, body in (("json", built.json_body), ("bin", built.bin_body)):
             self.blobs.put_if_absent(keys.segment_key(collection_id, segment_id, ext), body)
         for ext, body in (("json", built.json_body), ("bin", built.bin_body)):
             self.cache.store(keys.cache_name(self.blobs.location, collection_id, segment_id, ext), body)
-        return built
 
     # ---------------------------------------------------------------------------------------------- inside
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
+import uuid
 
 ROOT = "collections/"
 _SEGMENTS = "segments/"
-# Segment ids are "<UTC timestamp>-<uuid4 hex>" (CollectionStore.upload_segment); GC deletes nothing else.
+# Segment ids are "<UTC timestamp>-<uuid4 hex>" (new_segment_id); GC deletes nothing else.
 _SEGMENT_NAME = re.compile(r"^[0-9]{8}T[0-9]{6}-[0-9a-f]{32}\.(bin|json)$")
 
 
@@ -54,3 +56,8 @@ def cache_name(location: str, collection_id: str, segment_id: str, ext: str) -> 
     # Segment ids are unique per store; the location hash keeps two stores sharing one cache folder apart.
     where = hashlib.sha256(f"{location}\x00{collection_id}".encode()).hexdigest()[:16]
     return f"{where}-{segment_id}.{ext}"
+
+
+def new_segment_id() -> str:
+    """Time-prefixed (listings sort by age) and random (unique without coordination)."""
+    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex}"

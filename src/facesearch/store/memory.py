@@ -7,6 +7,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import hnswlib
+
 from facesearch.store import keys
 from facesearch.store import segment as seg
 from facesearch.store.blobs import BlobStore
@@ -57,6 +59,16 @@ class SegmentMemory:
             if keep:
                 self._segments[ref.segment_id] = loaded
             return loaded
+
+    def graph_copy(
+        self, blobs: BlobStore, manifest: Manifest, ref: SegmentRef, capacity: int
+    ) -> hnswlib.Index:
+        """A private copy of a segment's graph with room for ``capacity`` rows, to insert into (compaction).
+
+        Loaded from the cached file, never shared: readers keep searching the loaded segment meanwhile.
+        """
+        with self._pinned(blobs, manifest.collection_id, ref, "bin") as path:
+            return seg.load_graph(path, ref, manifest.index, capacity=capacity)
 
     def remember(self, built: seg.BuiltSegment) -> None:
         """Keep a segment this process built and swapped in loaded, so the next read downloads nothing."""

@@ -41,7 +41,7 @@ class BuiltSegment:
     json_body: bytes
     index: hnswlib.Index
     records: tuple[FaceRecord, ...]
-    vectors: np.ndarray
+    vectors: np.ndarray | None  # None for an extended segment (always graph-sized: no matrix is kept)
 
 
 class DeletedRows:
@@ -209,6 +209,40 @@ def build(
     )
     if count:
         index.add_items(np.ascontiguousarray(vectors, dtype=np.float32), np.arange(count))
+    return _serialise(segment_id, records, index, params, model, vectors)
+
+
+def extend(
+    segment_id: str,
+    base_records: tuple[FaceRecord, ...],
+    base_graph: hnswlib.Index,
+    records: tuple[FaceRecord, ...],
+    vectors: np.ndarray,
+    params: IndexParams,
+    model: str,
+) -> BuiltSegment:
+    """A segment of a base segment's rows followed by ``records``: ``vectors`` inserted into ``base_graph``.
+
+    ``base_graph`` is a private copy of the base's graph loaded with room for the new rows
+    (``load_graph(..., capacity=)``); inserting into it indexes each new face once, as a bulk build
+    would, instead of rebuilding the base's faces.
+    """
+    start = len(base_records)
+    if vectors.shape[0]:
+        base_graph.add_items(
+            np.ascontiguousarray(vectors, dtype=np.float32), np.arange(start, start + len(records))
+        )
+    return _serialise(segment_id, (*base_records, *records), base_graph, params, model, None)
+
+
+def _serialise(
+    segment_id: str,
+    records: tuple[FaceRecord, ...],
+    index: hnswlib.Index,
+    params: IndexParams,
+    model: str,
+    vectors: np.ndarray | None,
+) -> BuiltSegment:
     index.set_ef(params.ef)
     # hnswlib serialises only to a file. A temp file, not a temp folder: removing a folder costs a
     # journal commit on some disks (~3 ms, the bulk of a one-face write there).
@@ -224,14 +258,14 @@ def build(
             "format": SEGMENT_FORMAT_VERSION,
             "segment_id": segment_id,
             "face_model_version": model,
-            "dim": dim,
+            "dim": index.dim,
             "faces": [record_to_json(record) for record in records],
         },
         separators=(",", ":"),
     ).encode()
     ref = SegmentRef(
         segment_id=segment_id,
-        count=count,
+        count=len(records),
         bin_sha256=hashlib.sha256(bin_body).hexdigest(),
         json_sha256=hashlib.sha256(json_body).hexdigest(),
         bin_bytes=len(bin_body),
@@ -262,11 +296,13 @@ def parse_records(body: bytes, ref: SegmentRef) -> tuple[FaceRecord, ...]:
     return records
 
 
-def load_graph(path: Path, ref: SegmentRef, params: IndexParams) -> hnswlib.Index:
-    """Load a segment's graph from a checksum-verified file."""
+def load_graph(
+    path: Path, ref: SegmentRef, params: IndexParams, *, capacity: int | None = None
+) -> hnswlib.Index:
+    """Load a segment's graph from a checksum-verified file, with room for ``capacity`` rows if given."""
     index = hnswlib.Index(space=params.space, dim=params.dim)
     try:
-        index.load_index(str(path), max_elements=max(ref.count, 1))
+        index.load_index(str(path), max_elements=max(ref.count, capacity or 1))
     except (RuntimeError, ValueError) as error:
         raise CorruptSegmentError(f"Segment {ref.segment_id} has an unreadable graph: {error}.") from error
     if index.get_current_count() != ref.count:
