@@ -1,9 +1,9 @@
 """Recall against latency of a single-write segment layout vs one bulk graph, at equal data.
 
-    nice -n 19 .venv/bin/python bench/ingest_recall.py --sizes 39936 39936 10240 9216 256 256 64 64 16 16
+    .venv/bin/python bench/ingest_recall.py --sizes 90000 10000 --root /dev/shm
 
 ``--sizes``: the segments (in write order) that ``bench/store.py --writes-of 1`` leaves after the job at
-100 000 faces (the pure policy gives the same: tests/unit/test_store_tiers.py's simulation). The same
+100 000 faces with the job every 10 000 (the pure policy gives the same: tests/unit/test_store_tiers.py). The same
 seeded identity data as bench/store.py; one collection is written with those segments (no merge is due
 among them), one in bulk. Both are searched per query alternately, the raw graphs and the exact block as
 ``CollectionView._search`` does, under several per-segment ef rules and several bulk ef values, so the
@@ -35,12 +35,12 @@ from facesearch.store.manifest import IndexParams
 
 K = 10
 EF = DEFAULT_INDEX["ef"]
-# Per-segment ef as a function of the segment's share of the faces (the shipped rule first).
+# Per-segment ef as a function of the segment's share of the faces (the shipped rule marked).
 RULES: dict[str, Callable[[float], int]] = {
-    "segments, ef share (shipped)": lambda p: min(EF, max(32, math.ceil(EF * p))),
+    "segments, ef share": lambda p: min(EF, max(32, math.ceil(EF * p))),
     "segments, 1.5 x ef share": lambda p: min(2 * EF, max(32, math.ceil(1.5 * EF * p))),
     "segments, 2 x ef share": lambda p: min(2 * EF, max(32, math.ceil(2 * EF * p))),
-    "segments, ef sqrt(share)": lambda p: min(EF, max(32, math.ceil(EF * math.sqrt(p)))),
+    "segments, ef sqrt(share) (shipped)": lambda p: min(EF, max(32, math.ceil(EF * math.sqrt(p)))),
 }
 BULK_EFS = (64, 96, 128, 160, 240)
 

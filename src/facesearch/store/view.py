@@ -306,9 +306,12 @@ class CollectionView:
             if segment.matrix is not None:
                 continue
             # A segment holding a share p of the faces holds on average a share p of the true top k, and
-            # its smaller graph reaches a given recall with a smaller ef: the collection's ef is split in
-            # proportion, so a search of many segments costs about what one graph of all faces costs.
-            ef = max(MIN_SEGMENT_EF, math.ceil(manifest.index.ef * segment.ref.count / manifest.stored_count))
+            # its smaller graph reaches a given recall with a smaller ef. ef * sqrt(p), not ef * p: the
+            # maintenance job leaves one graph or two (share 8/9 and 1/9 at most); on that layout at
+            # 100 000 faces ef * p lost recall@10 0.009 to the bulk-built graph, ef * sqrt(p) matched it
+            # (bench/ingest_recall.py --sizes 90000 10000).
+            share = segment.ref.count / manifest.stored_count
+            ef = max(MIN_SEGMENT_EF, math.ceil(manifest.index.ef * math.sqrt(share)))
             for row, cosine in seg.search(segment, query, k, manifest.tombstones, min(ef, manifest.index.ef)):
                 if cosine >= min_cosine:
                     hits.append((segment.records[row], cosine))
