@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/ingest_recall.py --sizes 90000 10000 --root /dev/shm
 
-``--sizes``: the segments (in write order) that ``bench/store.py --writes-of 1`` leaves after the job at
-100 000 faces with the job every 10 000 (the pure policy gives the same: tests/unit/test_store_tiers.py). The same
+``--sizes``: the segments (in write order) that ``bench/store.py --writes-of 1`` leaves after the job
+at 100 000 faces with the job every 10 000 (the pure policy gives the same: test_store_tiers.py). The same
 seeded identity data as bench/store.py; one collection is written with those segments (no merge is due
 among them), one in bulk. Both are searched per query alternately, the raw graphs and the exact block as
 ``CollectionView._search`` does, under several per-segment ef rules and several bulk ef values, so the
