@@ -297,11 +297,11 @@ class CollectionStore:
         )
 
     def compact(self, collection_id: str, *, force: bool = False, budget: int | None = None) -> bool:
-        """Merge segments into one new HNSW segment without their tombstoned faces; True if it swapped.
+        """Merge segments (see ``compaction.compact``); True if a swap applied.
 
-        With ``force`` every segment is merged; otherwise only the group ``compaction.plan`` selects.
-        Safe against concurrent writers: the swap applies only if the merged segments are all still in
-        the manifest (tombstones added meanwhile stay, and still apply to the merged faces).
+        ``force``: all into one rebuilt segment. No ``budget``: the job's merges (``plan_job``); with
+        one, a write's (``plan``). A swap applies only if the merged segments are all still in the
+        manifest (tombstones added meanwhile stay, and still apply to the merged faces).
         """
         return compaction.compact(self, collection_id, force=force, budget=budget)
 
