@@ -106,36 +106,36 @@ def _operation_from_target(target: str | None) -> str:
     return target[len(prefix) :]
 
 
+class _PerThread:
+    """A resolver attribute held per thread: a data descriptor, so it shadows Powertools' class attribute
+    for every read and write made through the resolver."""
+
+    _values = threading.local()
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def __get__(self, resolver: Any, owner: type | None = None) -> Any:
+        return getattr(_PerThread._values, self._name)
+
+    def __set__(self, resolver: Any, value: Any) -> None:
+        setattr(_PerThread._values, self._name, value)
+
+
 class _ThreadsOwnEvent:
     """Resolver mixin: the event being resolved and its Lambda context, one per thread.
 
     Powertools stores both on its ``BaseRouter`` class (one per process) and reads them back through the
     resolver (route matching, the response, our routes' ``app.current_event``): two threads resolving at
-    once would read each other's. This mixin's properties shadow the class attributes for every read
-    through the resolver, and ``resolve`` fills them for the calling thread only.
+    once would read each other's. ``resolve`` fills them for the calling thread only.
     """
 
-    _resolving = threading.local()
-
-    @property
-    def current_event(self) -> Any:
-        return self._resolving.event
-
-    @current_event.setter
-    def current_event(self, value: Any) -> None:
-        self._resolving.event = value
-
-    @property
-    def lambda_context(self) -> Any:
-        return self._resolving.context
-
-    @lambda_context.setter
-    def lambda_context(self, value: Any) -> None:
-        self._resolving.context = value
+    current_event = _PerThread()
+    lambda_context = _PerThread()
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        self._resolving.event = self._to_proxy_event(event)  # type: ignore[attr-defined]
-        self._resolving.context = context
+        self.current_event = self._to_proxy_event(event)  # type: ignore[attr-defined]
+        self.lambda_context = context
         return super().resolve(event, context)  # type: ignore[misc]
 
 
@@ -206,17 +206,19 @@ _resolvers = threading.local()
 
 def rest_resolver() -> ApiGatewayResolver:
     """API Gateway REST API (payload v1) door: this thread's resolver."""
-    resolver = getattr(_resolvers, "rest", None)
-    if resolver is None:
-        resolver = _resolvers.rest = _build_resolver(_RestResolver)
-    return resolver
+    return _thread_resolver("rest", _RestResolver)
 
 
 def http_resolver() -> ApiGatewayResolver:
     """API Gateway HTTP API (payload v2) door: this thread's resolver."""
-    resolver = getattr(_resolvers, "http", None)
+    return _thread_resolver("http", _HttpResolver)
+
+
+def _thread_resolver(name: str, resolver_class: type[ApiGatewayResolver]) -> ApiGatewayResolver:
+    resolver = getattr(_resolvers, name, None)
     if resolver is None:
-        resolver = _resolvers.http = _build_resolver(_HttpResolver)
+        resolver = _build_resolver(resolver_class)
+        setattr(_resolvers, name, resolver)
     return resolver
 
 
