@@ -141,7 +141,7 @@ def _one_blob(tmp_path):
 def test_a_pinned_file_survives_discard_and_eviction(tmp_path):
     blobs, body, sha = _one_blob(tmp_path)
     cache = DiskCache(tmp_path / "cache", max_bytes=10)
-    with cache.pinned(blobs, "k", "k", sha, verify=True) as path:
+    with cache.pinned(blobs, "k", "k", sha) as path:
         cache.discard("k")
         cache.evict(keep=tmp_path / "none")
         assert not cache.path("k").exists()
@@ -160,7 +160,7 @@ def test_a_file_evicted_between_fetch_and_pin_is_downloaded_privately(tmp_path, 
         return path
 
     monkeypatch.setattr(cache, "fetch", fetch_then_lose_it)
-    with cache.pinned(blobs, "k", "k", sha, verify=False) as path:
+    with cache.pinned(blobs, "k", "k", sha) as path:
         assert path.read_bytes() == body
     assert cache.downloads == 2
 
@@ -170,8 +170,7 @@ def test_a_cached_file_damaged_on_disk_is_fetched_again(tmp_path):
     cache = DiskCache(tmp_path / "cache", max_bytes=10_000)
     cache.fetch(blobs, "k", "k", sha)
     cache.path("k").write_bytes(b"bit rot")
-    with cache.pinned(blobs, "k", "k", sha, verify=True) as path:
-        assert path.read_bytes() == body
+    assert cache.read(blobs, "k", "k", sha) == body
     assert cache.downloads == 2
 
 

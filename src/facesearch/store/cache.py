@@ -53,12 +53,12 @@ class DiskCache:
         return path
 
     @contextlib.contextmanager
-    def pinned(self, blobs: BlobStore, key: str, name: str, sha256: str, *, verify: bool) -> Iterator[Path]:
+    def pinned(self, blobs: BlobStore, key: str, name: str, sha256: str) -> Iterator[Path]:
         """A private hard link to the cached file ``name`` (see ``fetch``), removed when the block ends.
 
         Eviction skips private names and a discard unlinks only the shared name, so the pinned file
         stays readable. If the shared file vanished between fetch and link, the pin is a private
-        download. ``verify`` re-hashes the cached bytes (files damaged on local disk are fetched again).
+        download.
         """
         pin = self._part()
         try:
@@ -66,13 +66,20 @@ class DiskCache:
                 os.link(self.fetch(blobs, key, name, sha256), pin)
             except FileNotFoundError:
                 self._download(blobs, key, pin, sha256)
-            if verify and _sha256(pin) != sha256:
-                self.discard(name)
-                pin.unlink()
-                self._download(blobs, key, pin, sha256)
             yield pin
         finally:
             pin.unlink(missing_ok=True)
+
+    def read(self, blobs: BlobStore, key: str, name: str, sha256: str) -> bytes:
+        """The bytes of the cached file ``name``, checked against ``sha256`` as they are read: a file damaged
+        on local disk is discarded and fetched again."""
+        with self.pinned(blobs, key, name, sha256) as path:
+            body = path.read_bytes()
+        if hashlib.sha256(body).hexdigest() == sha256:
+            return body
+        self.discard(name)
+        with self.pinned(blobs, key, name, sha256) as path:  # a fresh download, verified by fetch
+            return path.read_bytes()
 
     def store(self, name: str, body: bytes) -> None:
         """Put bytes this process just wrote to the blob store straight into the cache."""
@@ -123,7 +130,3 @@ class DiskCache:
             raise CorruptSegmentError(
                 f"Segment object {key} is corrupt: its sha256 is {digest}, the manifest says {sha256}."
             )
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

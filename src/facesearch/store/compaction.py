@@ -204,7 +204,7 @@ def _merge(store: CollectionStore, collection_id: str, manifest: Manifest, merge
     if merge.base is not None:
         replaced.add(merge.base)
         base = refs[merge.base]
-        graph = store.memory.graph_copy(store.blobs, manifest, base, capacity=base.count + len(records))
+        graph = store.memory.read_graph(store.blobs, manifest, base, capacity=base.count + len(records))
         base_records = store.segment(manifest, base, graph=False).records
         built = seg.extend(
             keys.new_segment_id(),

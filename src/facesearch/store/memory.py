@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import hnswlib
 
@@ -44,8 +43,10 @@ class SegmentMemory:
         with self._lock:
             loaded = self._segments.get(ref.segment_id)
             if loaded is None:
-                with self._pinned(blobs, manifest.collection_id, ref, "json") as path:
-                    body = path.read_bytes()
+                # Records are re-hashed on every load (a damaged file would silently change answers);
+                # a damaged graph fails load_graph's own checks.
+                with _named(manifest.collection_id):
+                    body = self.cache.read(blobs, *_cached(blobs, manifest.collection_id, ref, "json"))
                 records = seg.parse_records(body, ref)
                 loaded = seg.LoadedSegment(
                     ref=ref,
@@ -53,21 +54,24 @@ class SegmentMemory:
                     row_of={record.face_id: row for row, record in enumerate(records)},
                 )
             if graph and not loaded.searchable:
-                with self._pinned(blobs, manifest.collection_id, ref, "bin") as path:
-                    graph_index = seg.load_graph(path, ref, manifest.index)
+                graph_index = self.read_graph(blobs, manifest, ref, capacity=ref.count)
                 loaded = seg.searchable(ref, loaded.records, graph_index)
             if keep:
                 self._segments[ref.segment_id] = loaded
             return loaded
 
-    def graph_copy(
+    def read_graph(
         self, blobs: BlobStore, manifest: Manifest, ref: SegmentRef, capacity: int
     ) -> hnswlib.Index:
-        """A private copy of a segment's graph with room for ``capacity`` rows, to insert into (compaction).
+        """A segment's graph read from the disk cache (a new index object) with room for ``capacity`` rows.
 
-        Loaded from the cached file, never shared: readers keep searching the loaded segment meanwhile.
+        Compaction inserts into one with more room than rows: a private copy, while readers keep
+        searching the loaded segment.
         """
-        with self._pinned(blobs, manifest.collection_id, ref, "bin") as path:
+        with (
+            _named(manifest.collection_id),
+            self.cache.pinned(blobs, *_cached(blobs, manifest.collection_id, ref, "bin")) as path,
+        ):
             return seg.load_graph(path, ref, manifest.index, capacity=capacity)
 
     def remember(self, built: seg.BuiltSegment) -> None:
@@ -87,17 +91,20 @@ class SegmentMemory:
         with self._lock:
             return list(self._segments.values())
 
-    @contextlib.contextmanager
-    def _pinned(self, blobs: BlobStore, collection_id: str, ref: SegmentRef, ext: str) -> Iterator[Path]:
-        # Records are re-hashed on every load (cheap, and a damaged file would silently change answers);
-        # a damaged graph fails load_graph's own checks.
-        sha = ref.bin_sha256 if ext == "bin" else ref.json_sha256
-        name = keys.cache_name(blobs.location, collection_id, ref.segment_id, ext)
-        key = keys.segment_key(collection_id, ref.segment_id, ext)
-        try:
-            with self.cache.pinned(blobs, key, name, sha, verify=ext == "json") as path:
-                yield path
-        except CorruptSegmentError as error:
-            raise CorruptSegmentError(
-                f"Collection {collection_id} cannot be read: {error.message}"
-            ) from error
+
+def _cached(blobs: BlobStore, collection_id: str, ref: SegmentRef, ext: str) -> tuple[str, str, str]:
+    """A segment object's blob key, disk-cache name and sha256."""
+    return (
+        keys.segment_key(collection_id, ref.segment_id, ext),
+        keys.cache_name(blobs.location, collection_id, ref.segment_id, ext),
+        ref.bin_sha256 if ext == "bin" else ref.json_sha256,
+    )
+
+
+@contextlib.contextmanager
+def _named(collection_id: str) -> Iterator[None]:
+    """Name the collection in a corrupt segment's message."""
+    try:
+        yield
+    except CorruptSegmentError as error:
+        raise CorruptSegmentError(f"Collection {collection_id} cannot be read: {error.message}") from error

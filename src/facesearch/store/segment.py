@@ -224,7 +224,7 @@ def extend(
     """A segment of a base segment's rows followed by ``records``: ``vectors`` inserted into ``base_graph``.
 
     ``base_graph`` is a private copy of the base's graph loaded with room for the new rows
-    (``load_graph(..., capacity=)``); inserting into it indexes each new face once, as a bulk build
+    (``SegmentMemory.read_graph`` with room); inserting into it indexes each new face once, as a bulk build
     would, instead of rebuilding the base's faces.
     """
     start = len(base_records)
